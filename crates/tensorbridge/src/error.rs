@@ -1,0 +1,65 @@
+//! The one error type of the core crate.
+
+use crate::dtype::{Casting, DType};
+
+/// Everything that can go wrong in tensorbridge's core.
+///
+/// Each variant carries enough context to say *what* went wrong and *where*; the
+/// Python binding maps variants to built-in exceptions (see each variant).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A dtype name or type string that tensorbridge does not support (Python: `TypeError`).
+    #[error("unsupported dtype {0:?}")]
+    UnknownDType(String),
+
+    /// The casting mode does not allow this pair of dtypes (Python: `TypeError`).
+    #[error("cannot cast from {from} to {to} with casting={:?}", .casting.name())]
+    CastNotAllowed {
+        /// Source dtype.
+        from: DType,
+        /// Target dtype.
+        to: DType,
+        /// The mode that refused.
+        casting: Casting,
+    },
+
+    /// A value does not survive a `checked` cast (Python: `ValueError`).
+    #[error("checked cast from {from} to {to} failed at index {index:?}: value {value} {reason}")]
+    CastValue {
+        /// Source dtype.
+        from: DType,
+        /// Target dtype.
+        to: DType,
+        /// Multi-index of the first offending element.
+        index: Vec<usize>,
+        /// The offending value, formatted.
+        value: String,
+        /// Why it does not survive.
+        reason: &'static str,
+    },
+
+    /// Shapes that do not fit together (Python: `ValueError`).
+    #[error("{0}")]
+    Shape(String),
+
+    /// An index or slice outside the tensor (Python: `IndexError`).
+    #[error("{0}")]
+    Index(String),
+
+    /// A memory layout that cannot be used as asked: out of bounds, misaligned, or a
+    /// view requested where only a copy is possible (Python: `ValueError`).
+    #[error("{0}")]
+    Layout(String),
+
+    /// Any other invalid argument (Python: `ValueError`).
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    /// Memory for the result could not be allocated (Python: `MemoryError`).
+    #[error("cannot allocate {0} bytes")]
+    Alloc(usize),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,222 @@
+//! Bytes a tensor points at, and whoever keeps them alive.
+//!
+//! One of the few modules with `unsafe`: raw allocation, foreign memory and the
+//! slices over them. Everything above this module works with `&[u8]`.
+
+use std::alloc::{self, Layout};
+use std::any::Any;
+use std::fmt;
+use std::ptr::NonNull;
+
+use crate::error::{Error, Result};
+
+/// Alignment of every buffer tensorbridge allocates: what TensorFlow requires of
+/// memory it imports and what AVX-512 loads like.
+pub const ALIGNMENT: usize = 64;
+
+/// Buffers at least this large are mapped from the OS on a 2 MiB boundary and
+/// advised to use transparent huge pages (page faults dominate fresh large buffers).
+const HUGE_THRESHOLD: usize = 4 << 20;
+const HUGE_PAGE: usize = 2 << 20;
+
+enum Owner {
+    /// `alloc_zeroed` with this layout; freed on drop.
+    Heap(Layout),
+    /// An anonymous mapping `[base, base + len)`; unmapped on drop.
+    #[cfg(unix)]
+    Mapped { base: *mut u8, len: usize },
+    /// Memory that belongs to someone else, kept alive by holding this value.
+    Foreign(#[allow(dead_code)] Box<dyn Any + Send + Sync>),
+}
+
+/// A contiguous run of bytes that stays valid as long as this value lives.
+///
+/// Tensors hold storage in an `Arc`; views share it. Storage is never written to
+/// after it has been shared (tensors are immutable), except through
+/// [`Storage::as_mut_slice`], which needs unique access.
+pub struct Storage {
+    ptr: NonNull<u8>,
+    len: usize,
+    owner: Owner,
+    writable: bool,
+}
+
+// SAFETY: `Storage` owns its allocation or holds an owner that is `Send + Sync`;
+// the bytes are only read through `&self`, and written only through `&mut self`.
+unsafe impl Send for Storage {}
+// SAFETY: as above; shared access is read-only.
+unsafe impl Sync for Storage {}
+
+impl Storage {
+    /// A new zero-filled buffer of `len` bytes, 64-byte aligned (2 MiB aligned and
+    /// huge-page advised when large).
+    pub fn zeroed(len: usize) -> Result<Storage> {
+        #[cfg(unix)]
+        if len >= HUGE_THRESHOLD {
+            return Self::mapped(len);
+        }
+        let layout =
+            Layout::from_size_align(len.max(1), ALIGNMENT).map_err(|_| Error::Alloc(len))?;
+        // SAFETY: the layout has non-zero size.
+        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(raw).ok_or(Error::Alloc(len))?;
+        Ok(Storage {
+            ptr,
+            len,
+            owner: Owner::Heap(layout),
+            writable: true,
+        })
+    }
+
+    #[cfg(unix)]
+    fn mapped(len: usize) -> Result<Storage> {
+        let map_len = len.checked_add(HUGE_PAGE).ok_or(Error::Alloc(len))?;
+        // SAFETY: an anonymous private mapping with no address hint; the result is
+        // checked for MAP_FAILED before use. Fresh anonymous pages read as zero.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::Alloc(len));
+        }
+        let base = base as *mut u8;
+        let pad = (HUGE_PAGE - (base as usize % HUGE_PAGE)) % HUGE_PAGE;
+        // SAFETY: pad < HUGE_PAGE, so `base + pad .. base + pad + len` lies inside the
+        // mapping of `len + HUGE_PAGE` bytes.
+        let start = unsafe { base.add(pad) };
+        // SAFETY: advisory only; the range lies inside our mapping. Failure is harmless.
+        unsafe {
+            #[cfg(target_os = "linux")]
+            libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+        }
+        Ok(Storage {
+            // SAFETY: mmap succeeded, so `start` is not null.
+            ptr: unsafe { NonNull::new_unchecked(start) },
+            len,
+            owner: Owner::Mapped { base, len: map_len },
+            writable: true,
+        })
+    }
+
+    /// Storage over memory that someone else owns.
+    ///
+    /// # Safety
+    /// `ptr .. ptr + len` must be readable for as long as `owner` is alive, and must
+    /// not be freed or remapped while it is. Concurrent writes by the owner are the
+    /// caller's responsibility (as with any NumPy view).
+    pub unsafe fn foreign(
+        ptr: *const u8,
+        len: usize,
+        owner: Box<dyn Any + Send + Sync>,
+    ) -> Storage {
+        Storage {
+            ptr: NonNull::new(ptr as *mut u8).unwrap_or(NonNull::dangling()),
+            len,
+            owner: Owner::Foreign(owner),
+            writable: false,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the storage holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Address of the first byte.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Whether tensorbridge allocated these bytes (as opposed to borrowing them).
+    pub fn is_owned(&self) -> bool {
+        !matches!(self.owner, Owner::Foreign(_))
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `ptr .. ptr + len` is valid for reads while `self` lives (our own
+        // zero-initialised allocation, or foreign memory kept alive by `owner`).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The bytes, writable. `None` for foreign memory, which is never written.
+    pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
+        if !self.writable {
+            return None;
+        }
+        if self.len == 0 {
+            return Some(&mut []);
+        }
+        // SAFETY: our own allocation, initialised (zeroed) at creation, and `&mut self`
+        // guarantees no other reference into it exists.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        match &self.owner {
+            // SAFETY: allocated by `alloc_zeroed` with exactly this layout.
+            Owner::Heap(layout) => unsafe { alloc::dealloc(self.ptr.as_ptr(), *layout) },
+            #[cfg(unix)]
+            // SAFETY: the mapping we created in `mapped`, unmapped once.
+            Owner::Mapped { base, len } => unsafe {
+                libc::munmap(*base as *mut libc::c_void, *len);
+            },
+            Owner::Foreign(_) => {}
+        }
+    }
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .field("owned", &self.is_owned())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_and_zeroed() {
+        for len in [0, 1, 63, 4096, HUGE_THRESHOLD + 3] {
+            let mut s = Storage::zeroed(len).unwrap();
+            assert_eq!(s.as_ptr() as usize % ALIGNMENT, 0);
+            assert!(s.as_slice().iter().all(|&b| b == 0));
+            s.as_mut_slice().unwrap().fill(7);
+            assert_eq!(s.as_slice().len(), len);
+        }
+    }
+
+    #[test]
+    fn foreign_keeps_owner_alive() {
+        let data = std::sync::Arc::new(vec![1u8, 2, 3]);
+        let ptr = data.as_ptr();
+        // SAFETY: the Arc'd Vec is kept alive by the storage and never mutated.
+        let mut s = unsafe { Storage::foreign(ptr, 3, Box::new(data.clone())) };
+        drop(data);
+        assert_eq!(s.as_slice(), &[1, 2, 3]);
+        assert!(s.as_mut_slice().is_none());
+        assert!(!s.is_owned());
+    }
+}

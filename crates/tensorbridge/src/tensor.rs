@@ -1,0 +1,491 @@
+//! [`Tensor`]: an immutable n-d array of one dtype over shared, kept-alive storage.
+
+use std::sync::Arc;
+
+use crate::cast::{self, Element};
+use crate::dtype::{ByteOrder, Casting, DType};
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+use crate::view::{byte_extent, checked_numel, contiguous_strides, is_c_contiguous, TensorView};
+
+/// An immutable tensor: shape, byte strides and an offset into [`Storage`] that it
+/// keeps alive.
+///
+/// Elements are always native byte order and aligned for the dtype. Tensors made
+/// by tensorbridge are C-contiguous in 64-byte-aligned memory; views (slices, or
+/// tensors over foreign or mapped memory) may be strided. Cloning is cheap and
+/// shares the storage.
+#[derive(Clone)]
+pub struct Tensor {
+    storage: Arc<Storage>,
+    dtype: DType,
+    shape: Vec<usize>,
+    strides: Vec<isize>,
+    offset: usize,
+    is_view: bool,
+}
+
+/// One entry of an indexing expression, as in NumPy basic indexing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Index {
+    /// A single position (negative counts from the end); removes the dimension.
+    At(isize),
+    /// A Python slice `start:stop:step` (`None` for omitted bounds).
+    Slice {
+        /// First position (default: the beginning, or the end when `step < 0`).
+        start: Option<isize>,
+        /// Position to stop before (default: past the end in the step's direction).
+        stop: Option<isize>,
+        /// Step (non-zero).
+        step: isize,
+    },
+    /// A new dimension of length 1 (`None` / `np.newaxis`).
+    NewAxis,
+}
+
+impl Index {
+    /// The whole dimension (`:`).
+    pub const FULL: Index = Index::Slice {
+        start: None,
+        stop: None,
+        step: 1,
+    };
+}
+
+/// Resolve a slice against a dimension of length `len` like CPython's
+/// `slice.indices`: returns `(start, step, count)`.
+fn resolve_slice(
+    start: Option<isize>,
+    stop: Option<isize>,
+    step: isize,
+    len: usize,
+) -> Result<(isize, isize, usize)> {
+    if step == 0 {
+        return Err(Error::InvalidArgument("slice step cannot be zero".into()));
+    }
+    let len = len as isize;
+    let clamp = |v: Option<isize>, default: isize| -> isize {
+        match v {
+            None => default,
+            Some(v) => {
+                let v = if v < 0 { v + len } else { v };
+                if step > 0 {
+                    v.clamp(0, len)
+                } else {
+                    v.clamp(-1, len - 1)
+                }
+            }
+        }
+    };
+    let (s, e) = if step > 0 {
+        (clamp(start, 0), clamp(stop, len))
+    } else {
+        (clamp(start, len - 1), clamp(stop, -1))
+    };
+    let count = if step > 0 {
+        if e > s {
+            (e - s + step - 1) / step
+        } else {
+            0
+        }
+    } else if s > e {
+        (s - e + (-step) - 1) / (-step)
+    } else {
+        0
+    };
+    Ok((s, step, count as usize))
+}
+
+impl Tensor {
+    /// Allocate a C-contiguous tensor and let `fill` write every byte of it.
+    pub(crate) fn build(
+        dtype: DType,
+        shape: &[usize],
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<Tensor> {
+        let n = checked_numel(shape)?;
+        let nbytes = n
+            .checked_mul(dtype.size())
+            .ok_or_else(|| Error::Shape(format!("shape {shape:?} of {dtype} is too large")))?;
+        let mut storage = Storage::zeroed(nbytes)?;
+        fill(
+            storage
+                .as_mut_slice()
+                .ok_or_else(|| Error::Layout("fresh storage is not writable".into()))?,
+        )?;
+        Ok(Tensor {
+            storage: Arc::new(storage),
+            dtype,
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape, dtype.size()),
+            offset: 0,
+            is_view: false,
+        })
+    }
+
+    /// A zero-filled tensor.
+    pub fn zeros(dtype: DType, shape: &[usize]) -> Result<Tensor> {
+        Self::build(dtype, shape, |_| Ok(()))
+    }
+
+    /// A tensor holding a copy of `data` with `shape`.
+    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Result<Tensor> {
+        let view = TensorView::from_slice(data, shape)?;
+        Self::copy_of(&view)
+    }
+
+    /// A fresh, C-contiguous, aligned copy of a view (any layout and byte order).
+    pub fn copy_of(view: &TensorView<'_>) -> Result<Tensor> {
+        cast::cast(view, view.dtype(), Casting::Unsafe)
+    }
+
+    /// A tensor over existing storage. Checks that every element lies inside the
+    /// storage and is aligned; `is_view` says whether the bytes belong to something
+    /// else (a NumPy array, a file mapping, another tensor).
+    pub fn from_storage(
+        storage: Arc<Storage>,
+        dtype: DType,
+        shape: Vec<usize>,
+        strides: Vec<isize>,
+        offset: usize,
+        is_view: bool,
+    ) -> Result<Tensor> {
+        // Validate bounds through the view constructor, then alignment.
+        let view = TensorView::new(
+            storage.as_slice(),
+            dtype,
+            shape,
+            strides,
+            offset,
+            ByteOrder::NATIVE,
+        )?;
+        if !view.is_empty() && !view.is_aligned() {
+            return Err(Error::Layout(format!(
+                "memory at address {:#x} with strides {:?} is not aligned for {dtype} (needs {} bytes)",
+                storage.as_ptr() as usize + offset,
+                view.strides(),
+                dtype.alignment()
+            )));
+        }
+        let (shape, strides) = (view.shape().to_vec(), view.strides().to_vec());
+        Ok(Tensor {
+            storage,
+            dtype,
+            shape,
+            strides,
+            offset,
+            is_view,
+        })
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Byte strides, one per dimension.
+    pub fn strides(&self) -> &[isize] {
+        &self.strides
+    }
+
+    /// Byte offset of the first element within the storage.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the elements occupy (`len() * dtype().size()`).
+    pub fn nbytes(&self) -> usize {
+        self.len() * self.dtype.size()
+    }
+
+    /// Whether the tensor shares memory it did not allocate for itself: a zero-copy
+    /// view of foreign or mapped memory, or a slice/reshape of another tensor.
+    pub fn is_view(&self) -> bool {
+        self.is_view
+    }
+
+    /// Whether the elements are C-contiguous.
+    pub fn is_contiguous(&self) -> bool {
+        is_c_contiguous(&self.shape, &self.strides, self.dtype.size())
+    }
+
+    /// The shared storage.
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.storage
+    }
+
+    /// Address of the first element.
+    pub fn data_ptr(&self) -> *const u8 {
+        self.storage.as_ptr().wrapping_add(self.offset)
+    }
+
+    /// A borrowed view for reading (and casting) the elements.
+    pub fn view(&self) -> TensorView<'_> {
+        TensorView::new(
+            self.storage.as_slice(),
+            self.dtype,
+            self.shape.clone(),
+            self.strides.clone(),
+            self.offset,
+            ByteOrder::NATIVE,
+        )
+        .expect("tensor invariants guarantee a valid view")
+    }
+
+    /// The elements' bytes, if C-contiguous.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        self.is_contiguous()
+            .then(|| &self.storage.as_slice()[self.offset..self.offset + self.nbytes()])
+    }
+
+    /// The elements as a typed slice, if C-contiguous and `T` is the dtype.
+    pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
+        if T::DTYPE != self.dtype {
+            return None;
+        }
+        bytemuck::try_cast_slice(self.as_bytes()?).ok()
+    }
+
+    /// The elements in C order as a `Vec<T>`; `T` must be the dtype.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        if T::DTYPE != self.dtype {
+            return Err(Error::InvalidArgument(format!(
+                "to_vec::<{}> on a {} tensor",
+                T::DTYPE,
+                self.dtype
+            )));
+        }
+        let c = self.to_contiguous()?;
+        Ok(c.as_slice::<T>().map(|s| s.to_vec()).unwrap_or_default())
+    }
+
+    /// Cast to `to` under `casting` (always a new tensor).
+    pub fn cast(&self, to: DType, casting: Casting) -> Result<Tensor> {
+        cast::cast(&self.view(), to, casting)
+    }
+
+    /// A fresh, independent, C-contiguous copy.
+    pub fn deep_copy(&self) -> Result<Tensor> {
+        Self::copy_of(&self.view())
+    }
+
+    /// `self` if already C-contiguous, else a contiguous copy.
+    pub fn to_contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            Ok(self.clone())
+        } else {
+            self.deep_copy()
+        }
+    }
+
+    fn derived(&self, shape: Vec<usize>, strides: Vec<isize>, offset: usize) -> Tensor {
+        Tensor {
+            storage: self.storage.clone(),
+            dtype: self.dtype,
+            shape,
+            strides,
+            offset,
+            is_view: true,
+        }
+    }
+
+    /// Reshape to `shape` (one entry may be `-1`, inferred). A view when the tensor is
+    /// C-contiguous, otherwise a copy.
+    pub fn reshape(&self, shape: &[isize]) -> Result<Tensor> {
+        let n = self.len();
+        let mut known = 1usize;
+        let mut infer = None;
+        for (i, &d) in shape.iter().enumerate() {
+            match d {
+                -1 if infer.is_none() => infer = Some(i),
+                -1 => {
+                    return Err(Error::Shape(
+                        "can only specify one unknown dimension (-1)".into(),
+                    ))
+                }
+                d if d < 0 => {
+                    return Err(Error::Shape(format!(
+                        "negative dimension {d} in shape {shape:?}"
+                    )))
+                }
+                d => {
+                    known = known
+                        .checked_mul(d as usize)
+                        .ok_or_else(|| Error::Shape(format!("shape {shape:?} is too large")))?
+                }
+            }
+        }
+        let mut new: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+        if let Some(i) = infer {
+            if known == 0 || n % known != 0 {
+                return Err(Error::Shape(format!(
+                    "cannot reshape tensor of {n} elements (shape {:?}) into shape {shape:?}",
+                    self.shape
+                )));
+            }
+            new[i] = n / known;
+        } else if known != n {
+            return Err(Error::Shape(format!(
+                "cannot reshape tensor of {n} elements (shape {:?}) into shape {shape:?}",
+                self.shape
+            )));
+        }
+        let base = self.to_contiguous()?;
+        let strides = contiguous_strides(&new, self.dtype.size());
+        let mut t = base.derived(new, strides, base.offset);
+        t.is_view = base.is_view || self.is_contiguous();
+        Ok(t)
+    }
+
+    /// Reorder dimensions (`axes` is a permutation of `0..ndim`); a view.
+    pub fn permute(&self, axes: &[usize]) -> Result<Tensor> {
+        let nd = self.ndim();
+        let mut seen = vec![false; nd];
+        if axes.len() != nd
+            || axes
+                .iter()
+                .any(|&a| a >= nd || std::mem::replace(&mut seen[a], true))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "axes {axes:?} are not a permutation of 0..{nd}"
+            )));
+        }
+        let shape = axes.iter().map(|&a| self.shape[a]).collect();
+        let strides = axes.iter().map(|&a| self.strides[a]).collect();
+        Ok(self.derived(shape, strides, self.offset))
+    }
+
+    /// NumPy basic indexing: integers, slices and new axes; dimensions not named
+    /// are kept whole. Always a view.
+    pub fn index(&self, items: &[Index]) -> Result<Tensor> {
+        let consumed = items
+            .iter()
+            .filter(|i| !matches!(i, Index::NewAxis))
+            .count();
+        if consumed > self.ndim() {
+            return Err(Error::Index(format!(
+                "too many indices for tensor: tensor is {}-dimensional, but {consumed} were indexed",
+                self.ndim()
+            )));
+        }
+        let mut shape = Vec::new();
+        let mut strides = Vec::new();
+        let mut offset = self.offset as isize;
+        let mut dim = 0usize;
+        for item in items
+            .iter()
+            .chain(std::iter::repeat_n(&Index::FULL, self.ndim() - consumed))
+        {
+            match *item {
+                Index::NewAxis => {
+                    shape.push(1);
+                    strides.push(0);
+                }
+                Index::At(i) => {
+                    let n = self.shape[dim] as isize;
+                    let j = if i < 0 { i + n } else { i };
+                    if j < 0 || j >= n {
+                        return Err(Error::Index(format!(
+                            "index {i} is out of bounds for axis {dim} with size {n}"
+                        )));
+                    }
+                    offset += j * self.strides[dim];
+                    dim += 1;
+                }
+                Index::Slice { start, stop, step } => {
+                    let (s, st, count) = resolve_slice(start, stop, step, self.shape[dim])?;
+                    if count > 0 {
+                        offset += s * self.strides[dim];
+                    }
+                    shape.push(count);
+                    strides.push(self.strides[dim] * st);
+                    dim += 1;
+                }
+            }
+        }
+        // Bounds follow from the checks above; re-validated for safety.
+        let (lo, hi) = byte_extent(&shape, &strides, offset.max(0) as usize, self.dtype.size())?;
+        if offset < 0 || lo < 0 || hi > self.storage.len() as i128 {
+            return Err(Error::Index("index out of bounds".into()));
+        }
+        Ok(self.derived(shape, strides, offset as usize))
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arange(n: usize) -> Tensor {
+        let v: Vec<i64> = (0..n as i64).collect();
+        Tensor::from_slice(&v, &[n]).unwrap()
+    }
+
+    #[test]
+    fn slicing_like_python() {
+        let t = arange(10);
+        let s = |a, b, c| {
+            t.index(&[Index::Slice {
+                start: a,
+                stop: b,
+                step: c,
+            }])
+            .unwrap()
+            .to_vec::<i64>()
+            .unwrap()
+        };
+        assert_eq!(s(Some(2), Some(8), 3), vec![2, 5]);
+        assert_eq!(s(None, None, -1), (0..10).rev().collect::<Vec<_>>());
+        assert_eq!(s(Some(-3), None, 1), vec![7, 8, 9]);
+        assert_eq!(s(Some(8), Some(2), -2), vec![8, 6, 4]);
+        assert_eq!(s(Some(5), Some(5), 1), Vec::<i64>::new());
+        assert!(t.index(&[Index::At(10)]).is_err());
+        assert_eq!(
+            t.index(&[Index::At(-1)]).unwrap().to_vec::<i64>().unwrap(),
+            vec![9]
+        );
+    }
+
+    #[test]
+    fn reshape_views_and_copies() {
+        let t = arange(12).reshape(&[3, 4]).unwrap();
+        assert!(t.is_view());
+        assert_eq!(t.shape(), &[3, 4]);
+        let col = t.index(&[Index::FULL, Index::At(1)]).unwrap();
+        assert_eq!(col.to_vec::<i64>().unwrap(), vec![1, 5, 9]);
+        let r = col.reshape(&[-1, 1]).unwrap();
+        assert_eq!(r.shape(), &[3, 1]);
+        assert!(t.reshape(&[5, -1]).is_err());
+        let tt = t.permute(&[1, 0]).unwrap();
+        assert_eq!(
+            tt.index(&[Index::At(0)]).unwrap().to_vec::<i64>().unwrap(),
+            vec![0, 4, 8]
+        );
+    }
+}
