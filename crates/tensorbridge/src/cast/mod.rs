@@ -181,6 +181,9 @@ fn convert(src: &TensorView<'_>, to: DType, casting: Casting, dst: &mut [u8]) ->
             dst.len()
         )));
     }
+    if n == 0 {
+        return Ok(());
+    }
     let saturate = casting == Casting::Saturate;
     with_element_type!(src.dtype(), S, {
         with_element_type!(to, D, run::<S, D>(src, dst, saturate))

@@ -1,0 +1,45 @@
+"""tensorbridge: NumPy data into tensors — exact, fast and safe.
+
+    >>> import numpy as np, tensorbridge as tb
+    >>> t = tb.convert_to_tensor(np.array([[1, 2, 3], [4, 5, 6]]), dtype=tb.float32)
+    >>> print(t)
+    tb.Tensor(
+    [[1. 2. 3.]
+     [4. 5. 6.]], shape=(2, 3), dtype=float32)
+"""
+
+from __future__ import annotations
+
+from . import _core
+from ._convert import Tensor, cast, constant, convert_to_tensor, stack
+from ._dtypes import DType, _BY_NAME, dtype
+
+bool = _BY_NAME["bool"]  # noqa: A001 - TensorFlow's name
+int8 = _BY_NAME["int8"]
+int16 = _BY_NAME["int16"]
+int32 = _BY_NAME["int32"]
+int64 = _BY_NAME["int64"]
+uint8 = _BY_NAME["uint8"]
+uint16 = _BY_NAME["uint16"]
+uint32 = _BY_NAME["uint32"]
+uint64 = _BY_NAME["uint64"]
+float16 = _BY_NAME["float16"]
+bfloat16 = _BY_NAME["bfloat16"]
+float32 = _BY_NAME["float32"]
+float64 = _BY_NAME["float64"]
+complex64 = _BY_NAME["complex64"]
+complex128 = _BY_NAME["complex128"]
+half = float16
+double = float64
+
+CASTING_MODES = ("unsafe", "same_kind", "safe", "checked", "saturate")
+
+_core._register([_BY_NAME[n] for n in _core.dtype_names()], dtype)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DType", "Tensor", "dtype", "convert_to_tensor", "constant", "cast", "stack", "CASTING_MODES",
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "bfloat16", "float32", "float64", "complex64", "complex128", "half", "double",
+]

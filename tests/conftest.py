@@ -1,0 +1,34 @@
+import warnings
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import tensorbridge as tb
+
+NAMES = [
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
+]
+
+
+def np_dtype(name):
+    return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
+
+
+def np_astype(a, name):
+    """NumPy's (and ml_dtypes') own cast, without its RuntimeWarnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return a.astype(np_dtype(name))
+
+
+def bits(a):
+    """The raw bytes of an array's elements in C order (bit-for-bit comparison)."""
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint8).tobytes() if a.size else b""
+
+
+@pytest.fixture(params=NAMES)
+def dtype_name(request):
+    return request.param
