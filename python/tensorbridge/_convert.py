@@ -114,13 +114,13 @@ def _as_array(value: Any) -> np.ndarray:
     if hasattr(value, "__array_interface__") or hasattr(value, "__array__"):
         return np.asarray(value)
     try:
-        memoryview(value)
+        view = memoryview(value)
     except TypeError:
         raise TypeError(
             f"cannot convert a value of type {type(value).__name__} to a tensor: expected an "
             "array, a tensor, a Python scalar or nested list, or a buffer"
         ) from None
-    return np.asarray(value)
+    return np.asarray(view)  # zero-copy; the array keeps the buffer's owner alive
 
 
 def _array_args(arr: np.ndarray) -> tuple:
