@@ -6,6 +6,9 @@
 
 use std::sync::Arc;
 
+mod dlpack;
+mod formats;
+
 use pyo3::exceptions::{PyIndexError, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -16,17 +19,24 @@ use tensorbridge::view::is_c_contiguous;
 use tensorbridge::{ByteOrder, Casting, DType, Error, Index, Tensor, TensorView};
 
 /// Map a core error to the Python exception its variant documents.
-fn to_py(e: Error) -> PyErr {
+pub(crate) fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
         Error::UnknownDType(_) | Error::CastNotAllowed { .. } => PyTypeError::new_err(msg),
         Error::Index(_) => PyIndexError::new_err(msg),
         Error::Alloc(_) => PyMemoryError::new_err(msg),
+        Error::Io { ref source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => pyo3::exceptions::PyFileNotFoundError::new_err(msg),
+            std::io::ErrorKind::PermissionDenied => {
+                pyo3::exceptions::PyPermissionError::new_err(msg)
+            }
+            _ => pyo3::exceptions::PyOSError::new_err(msg),
+        },
         _ => PyValueError::new_err(msg),
     }
 }
 
-trait OrPy<T> {
+pub(crate) trait OrPy<T> {
     fn or_py(self) -> PyResult<T>;
 }
 impl<T> OrPy<T> for Result<T, Error> {
@@ -49,12 +59,12 @@ fn hooks(py: Python<'_>) -> PyResult<&Hooks> {
     })
 }
 
-fn dtype_object(py: Python<'_>, d: DType) -> PyResult<PyObject> {
+pub(crate) fn dtype_object(py: Python<'_>, d: DType) -> PyResult<PyObject> {
     Ok(hooks(py)?.dtypes[d as usize].clone_ref(py))
 }
 
 /// Any dtype-like Python value → `DType`, through the Python `dtype()` parser.
-fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
+pub(crate) fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
     if let Ok(s) = obj.extract::<&str>() {
         if let Ok((d, _)) = DType::parse(s) {
             return Ok(d);
@@ -66,7 +76,7 @@ fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
     DType::parse(&name).map(|(d, _)| d).or_py()
 }
 
-fn parse_casting(s: &str) -> PyResult<Casting> {
+pub(crate) fn parse_casting(s: &str) -> PyResult<Casting> {
     s.parse().or_py()
 }
 
@@ -361,7 +371,7 @@ impl ArrayHolder {
 /// Made by `tb.convert_to_tensor`, `tb.constant`, `tb.cast`, `tb.stack`.
 #[pyclass(frozen, module = "tensorbridge", name = "Tensor")]
 pub struct PyTensor {
-    inner: Tensor,
+    pub(crate) inner: Tensor,
 }
 
 fn parse_index(t: &Tensor, key: &Bound<'_, PyAny>) -> PyResult<Vec<Index>> {
@@ -603,5 +613,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(can_cast, m)?)?;
     m.add_function(wrap_pyfunction!(from_array, m)?)?;
     m.add_function(wrap_pyfunction!(stack, m)?)?;
+    formats::register(m)?;
+    dlpack::register(m)?;
     Ok(())
 }

@@ -409,9 +409,10 @@ impl FloatingFormat {
                 let max = magnitudes.iter().copied().fold(f64::MIN, f64::max);
                 let min = magnitudes.iter().copied().fold(f64::MAX, f64::min);
                 let cutoff = 10f64.powi(ty.decimal_precision().min(8));
-                // NumPy divides in the element type; comparisons are exact.
+                // NumPy computes in the element type: `min_val < 0.0001` compares with
+                // 0.0001 rounded to it, and `max_val / min_val` rounds to it.
                 let ratio = ty.round(max / min);
-                format.exp_format = max >= cutoff || min < 1e-4 || ratio > 1000.0;
+                format.exp_format = max >= cutoff || min < ty.round(1e-4) || ratio > 1000.0;
             }
         }
 
@@ -632,7 +633,7 @@ fn printf_g(x: f32) -> String {
     } else {
         digits
     };
-    if exp10 < -4 || exp10 >= SIGNIFICANT {
+    if !(-4..SIGNIFICANT).contains(&exp10) {
         let (first, rest) = digits.split_at(1);
         let point = if rest.is_empty() { "" } else { "." };
         let exp_sign = if exp10 < 0 { '-' } else { '+' };
@@ -1088,7 +1089,7 @@ fn dragon4(
     if value.mantissa == 0 {
         return (vec![b'0'], 0);
     }
-    let is_even = value.mantissa % 2 == 0;
+    let is_even = value.mantissa & 1 == 0;
     let exponent = value.exponent;
     let unequal = value.unequal_margins;
 
@@ -1198,7 +1199,7 @@ fn dragon4(
         round_down = match scaled_value.compare(&scale) {
             Ordering::Less => true,
             Ordering::Greater => false,
-            Ordering::Equal => output_digit % 2 == 0,
+            Ordering::Equal => output_digit & 1 == 0,
         };
     }
     if round_down {
@@ -1304,7 +1305,7 @@ impl BigUint {
                 self.limbs.push(carry);
             }
         }
-        self.limbs.splice(0..0, std::iter::repeat(0).take(whole));
+        self.limbs.splice(0..0, vec![0; whole]);
     }
 
     /// `self + other`.
@@ -1355,5 +1356,284 @@ impl BigUint {
             quotient += 1;
         }
         quotient
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every expected string below is what NumPy 2.4 (with ml_dtypes 0.6 for bfloat16)
+    //! prints for the same array, run through TensorFlow's `tf.Tensor(...)` wrapping
+    //! with the prefix changed to `tb.Tensor(`.
+
+    use half::{bf16, f16};
+    use num_complex::Complex;
+
+    use crate::cast::{Bool, Element};
+    use crate::tensor::Tensor;
+
+    /// A tensor holding `data` with `shape`.
+    fn tensor<T: Element>(data: &[T], shape: &[usize]) -> Tensor {
+        Tensor::from_slice(data, shape).unwrap()
+    }
+
+    /// Assert that the tensor of `data` and `shape` displays as `expected`.
+    fn check<T: Element>(data: &[T], shape: &[usize], expected: &str) {
+        assert_eq!(tensor(data, shape).to_string(), expected);
+    }
+
+    #[test]
+    fn int_matrix() {
+        check(
+            &[1i64, -20, 300, 4, 5, 6],
+            &[2, 3],
+            "tb.Tensor(\n[[  1 -20 300]\n [  4   5   6]], shape=(2, 3), dtype=int64)",
+        );
+    }
+
+    #[test]
+    fn float32_matrix() {
+        check(
+            &[1f32, 2., 3., 4., 5., 6.],
+            &[2, 3],
+            "tb.Tensor(\n[[1. 2. 3.]\n [4. 5. 6.]], shape=(2, 3), dtype=float32)",
+        );
+    }
+
+    #[test]
+    fn debug_is_display() {
+        let t = tensor(&[1f32, 2., 3.], &[3]);
+        assert_eq!(format!("{t:?}"), t.to_string());
+    }
+
+    #[test]
+    fn mixed_width_floats() {
+        check(
+            &[1.5f64, 2.25, -10.125],
+            &[3],
+            "tb.Tensor([  1.5     2.25  -10.125], shape=(3,), dtype=float64)",
+        );
+    }
+
+    #[test]
+    fn shortest_digits_capped_at_precision() {
+        check(
+            &[0.1f32, 0.2, 0.3],
+            &[3],
+            "tb.Tensor([0.1 0.2 0.3], shape=(3,), dtype=float32)",
+        );
+        check(
+            &[0.1f64, 0.123456789],
+            &[2],
+            "tb.Tensor([0.1        0.12345679], shape=(2,), dtype=float64)",
+        );
+    }
+
+    #[test]
+    fn scientific_notation() {
+        check(
+            &[1e10f64, 1.5],
+            &[2],
+            "tb.Tensor([1.0e+10 1.5e+00], shape=(2,), dtype=float64)",
+        );
+        check(
+            &[1e-5f64, 1.],
+            &[2],
+            "tb.Tensor([1.e-05 1.e+00], shape=(2,), dtype=float64)",
+        );
+        // float32 switches at 1e6 (10 ** finfo(float32).precision).
+        check(
+            &[1e6f32, 1.5],
+            &[2],
+            "tb.Tensor([1.0e+06 1.5e+00], shape=(2,), dtype=float32)",
+        );
+    }
+
+    #[test]
+    fn non_finite_values() {
+        check(
+            &[f32::NAN, 1.5, f32::NEG_INFINITY, f32::INFINITY],
+            &[4],
+            "tb.Tensor([ nan  1.5 -inf  inf], shape=(4,), dtype=float32)",
+        );
+        check(
+            &[f64::NAN, f64::NEG_INFINITY],
+            &[2],
+            "tb.Tensor([ nan -inf], shape=(2,), dtype=float64)",
+        );
+    }
+
+    #[test]
+    fn negative_zero() {
+        check(
+            &[-0.0f64, 1.0],
+            &[2],
+            "tb.Tensor([-0.  1.], shape=(2,), dtype=float64)",
+        );
+        check(&[-0.0f64], &[], "tb.Tensor(-0.0, shape=(), dtype=float64)");
+    }
+
+    #[test]
+    fn float16_shortest_digits() {
+        check(
+            &[f16::from_f64(0.1), f16::from_f64(1.0 / 3.0)],
+            &[2],
+            "tb.Tensor([0.1    0.3333], shape=(2,), dtype=float16)",
+        );
+        check(
+            &[f16::from_f64(1000.0)],
+            &[],
+            "tb.Tensor(1e+03, shape=(), dtype=float16)",
+        );
+    }
+
+    #[test]
+    fn bfloat16_as_printf_g() {
+        let values = [0.1, 1.0 / 3.0, 100.0, -2.5, 1e6, 2f32.powi(-10)].map(bf16::from_f32);
+        check(
+            &values,
+            &[6],
+            "tb.Tensor([0.100098 0.333984 100 -2.5 999424 0.000976562], shape=(6,), dtype=bfloat16)",
+        );
+        check(
+            &[bf16::from_f32(0.1)],
+            &[],
+            "tb.Tensor(0.100098, shape=(), dtype=bfloat16)",
+        );
+    }
+
+    #[test]
+    fn bools() {
+        check(
+            &[Bool(1), Bool(0)],
+            &[2],
+            "tb.Tensor([ True False], shape=(2,), dtype=bool)",
+        );
+        check(&[Bool(1)], &[], "tb.Tensor(True, shape=(), dtype=bool)");
+    }
+
+    #[test]
+    fn integer_extremes() {
+        check(
+            &[0u64, u64::MAX],
+            &[2],
+            "tb.Tensor([                   0 18446744073709551615], shape=(2,), dtype=uint64)",
+        );
+        check(
+            &[i64::MIN, 0, 1],
+            &[3],
+            "tb.Tensor([-9223372036854775808                    0                    1], shape=(3,), dtype=int64)",
+        );
+        check(&[-7i32], &[], "tb.Tensor(-7, shape=(), dtype=int32)");
+    }
+
+    #[test]
+    fn complex_arrays() {
+        check(
+            &[Complex::new(1f32, 2.), Complex::new(-1.5, -0.25)],
+            &[2],
+            "tb.Tensor([ 1. +2.j   -1.5-0.25j], shape=(2,), dtype=complex64)",
+        );
+        check(
+            &[
+                Complex::new(1e10f64, 1.),
+                Complex::new(-0.0, -1.),
+                Complex::new(3.5, 0.),
+            ],
+            &[3],
+            "tb.Tensor([ 1.0e+10+1.j -0.0e+00-1.j  3.5e+00+0.j], shape=(3,), dtype=complex128)",
+        );
+        check(
+            &[
+                Complex::new(1f64, f64::NAN),
+                Complex::new(f64::INFINITY, -2.),
+            ],
+            &[2],
+            "tb.Tensor([ 1.+nanj inf -2.j], shape=(2,), dtype=complex128)",
+        );
+    }
+
+    #[test]
+    fn scalars() {
+        check(&[1.5f32], &[], "tb.Tensor(1.5, shape=(), dtype=float32)");
+        check(&[1e16f64], &[], "tb.Tensor(1e+16, shape=(), dtype=float64)");
+        check(
+            &[1.5e-5f64],
+            &[],
+            "tb.Tensor(1.5e-05, shape=(), dtype=float64)",
+        );
+        check(
+            &[Complex::new(1f32, 2.)],
+            &[],
+            "tb.Tensor((1+2j), shape=(), dtype=complex64)",
+        );
+        check(
+            &[Complex::new(-0.0f64, -2.5)],
+            &[],
+            "tb.Tensor((-0-2.5j), shape=(), dtype=complex128)",
+        );
+        check(
+            &[Complex::new(0.0f64, 2.)],
+            &[],
+            "tb.Tensor(2j, shape=(), dtype=complex128)",
+        );
+    }
+
+    #[test]
+    fn empty() {
+        check::<f32>(&[], &[0], "tb.Tensor([], shape=(0,), dtype=float32)");
+        check::<i32>(&[], &[2, 0], "tb.Tensor([], shape=(2, 0), dtype=int32)");
+    }
+
+    #[test]
+    fn line_wrapping() {
+        let data: Vec<f64> = (0..30).map(f64::from).collect();
+        check(
+            &data,
+            &[30],
+            "tb.Tensor(\n[ 0.  1.  2.  3.  4.  5.  6.  7.  8.  9. 10. 11. 12. 13. 14. 15. 16. 17.\n 18. 19. 20. 21. 22. 23. 24. 25. 26. 27. 28. 29.], shape=(30,), dtype=float64)",
+        );
+    }
+
+    #[test]
+    fn three_dimensions() {
+        let data: Vec<i32> = (0..12).collect();
+        check(
+            &data,
+            &[2, 2, 3],
+            "tb.Tensor(\n[[[ 0  1  2]\n  [ 3  4  5]]\n\n [[ 6  7  8]\n  [ 9 10 11]]], shape=(2, 2, 3), dtype=int32)",
+        );
+        let data: Vec<f64> = (0..8).map(|i| f64::from(i) / 4.0).collect();
+        check(
+            &data,
+            &[2, 2, 2],
+            "tb.Tensor(\n[[[0.   0.25]\n  [0.5  0.75]]\n\n [[1.   1.25]\n  [1.5  1.75]]], shape=(2, 2, 2), dtype=float64)",
+        );
+    }
+
+    #[test]
+    fn summarised() {
+        let data: Vec<i64> = (0..2000).collect();
+        check(
+            &data,
+            &[2, 1000],
+            "tb.Tensor(\n[[   0    1    2 ...  997  998  999]\n [1000 1001 1002 ... 1997 1998 1999]], shape=(2, 1000), dtype=int64)",
+        );
+        let data: Vec<f64> = (0..1001).map(f64::from).collect();
+        check(
+            &data,
+            &[1001],
+            "tb.Tensor([   0.    1.    2. ...  998.  999. 1000.], shape=(1001,), dtype=float64)",
+        );
+    }
+
+    #[test]
+    fn non_contiguous() {
+        let t = tensor(&[0i16, 1, 2, 3, 4, 5], &[2, 3])
+            .permute(&[1, 0])
+            .unwrap();
+        assert_eq!(
+            t.to_string(),
+            "tb.Tensor(\n[[0 3]\n [1 4]\n [2 5]], shape=(3, 2), dtype=int16)"
+        );
     }
 }

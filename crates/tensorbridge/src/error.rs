@@ -56,6 +56,24 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// An I/O error on a named file (Python: `OSError` or the matching subclass).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file (and member, as `archive.npz:member`) being read or written.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// A file that is not valid, or not supported, in its format (Python: `ValueError`).
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file (and member, as `archive.npz:member`).
+        path: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
+
     /// Memory for the result could not be allocated (Python: `MemoryError`).
     #[error("cannot allocate {0} bytes")]
     Alloc(usize),

@@ -30,6 +30,7 @@ pub mod cast;
 mod display;
 pub mod dtype;
 pub mod error;
+pub mod format;
 mod stack;
 pub mod storage;
 pub mod tensor;

@@ -25,6 +25,8 @@ enum Owner {
     /// An anonymous mapping `[base, base + len)`; unmapped on drop.
     #[cfg(unix)]
     Mapped { base: *mut u8, len: usize },
+    /// A read-only file mapping; unmapped when dropped.
+    File(#[allow(dead_code)] memmap2::Mmap),
     /// Memory that belongs to someone else, kept alive by holding this value.
     Foreign(#[allow(dead_code)] Box<dyn Any + Send + Sync>),
 }
@@ -124,6 +126,23 @@ impl Storage {
         }
     }
 
+    /// Storage over a read-only file mapping, which it owns (and unmaps when the last
+    /// tensor using it goes). The file may be closed or deleted meanwhile; as with any
+    /// mapping, truncating the file underneath it is the one thing that stays unsafe.
+    pub fn from_mmap(map: memmap2::Mmap) -> Storage {
+        Storage {
+            ptr: NonNull::new(map.as_ptr() as *mut u8).unwrap_or(NonNull::dangling()),
+            len: map.len(),
+            owner: Owner::File(map),
+            writable: false,
+        }
+    }
+
+    /// Whether the bytes are a file mapping.
+    pub fn is_mapped_file(&self) -> bool {
+        matches!(self.owner, Owner::File(_))
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.len
@@ -141,7 +160,7 @@ impl Storage {
 
     /// Whether tensorbridge allocated these bytes (as opposed to borrowing them).
     pub fn is_owned(&self) -> bool {
-        !matches!(self.owner, Owner::Foreign(_))
+        !matches!(self.owner, Owner::Foreign(_) | Owner::File(_))
     }
 
     /// The bytes.
@@ -178,7 +197,7 @@ impl Drop for Storage {
             Owner::Mapped { base, len } => unsafe {
                 libc::munmap(*base as *mut libc::c_void, *len);
             },
-            Owner::Foreign(_) => {}
+            Owner::Foreign(_) | Owner::File(_) => {}
         }
     }
 }
