@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 mod dlpack;
 mod formats;
+mod tfio;
 
 use pyo3::exceptions::{PyIndexError, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -615,5 +616,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stack, m)?)?;
     formats::register(m)?;
     dlpack::register(m)?;
+    tfio::register(m)?;
     Ok(())
 }
