@@ -15,8 +15,10 @@ It reports G elements/s (median of the repeats, and the min), the ratios
 tb/numpy and tb/tf, and whether the issue's targets are met:
 every pair tb/numpy >= 1.0, f32->f16 tb/numpy >= 3.0, every pair tb/tf >= 2.0.
 
-Every result is freed (``del`` + ``gc.collect()``) before the next run, so memory
-stays bounded to the input plus one result.
+The timed calls are interleaved (tb, numpy, tf, tb, numpy, tf, ...) so that noise
+from other processes hits all three alike. Every result is freed (``del`` +
+``gc.collect()``) before the next call, so memory stays bounded to the input plus
+one result.
 
     python bench/bench_cast.py [--n N] [--repeat R] [--no-tf] [--json PATH]
 """
@@ -71,19 +73,23 @@ def make_input(src, n: int, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(src)
 
 
-def time_op(fn, repeat: int) -> list[float]:
-    """Seconds per call; one untimed warm-up; each result freed before the next."""
-    r = fn()
-    del r
-    gc.collect()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def time_ops(fns: dict, repeat: int) -> dict:
+    """Seconds per call for each of ``fns``, interleaved round by round (so a burst of
+    noise from other processes hits all libraries alike); one untimed warm-up call
+    each; every result is freed before the next call."""
+    for fn in fns.values():
         r = fn()
-        t1 = time.perf_counter()
         del r
         gc.collect()
-        times.append(t1 - t0)
+    times = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            r = fn()
+            t1 = time.perf_counter()
+            del r
+            gc.collect()
+            times[k].append(t1 - t0)
     return times
 
 
@@ -173,8 +179,7 @@ def main() -> int:
 
         row = {"pair": label, "src": np.dtype(src).name, "dst": np.dtype(dst).name,
                "tb_numpy_bitwise_equal_prefix": bool(agree)}
-        row["tb"] = rates(time_op(tb_fn, repeat), n)
-        row["numpy"] = rates(time_op(np_fn, repeat), n)
+        fns = {"tb": tb_fn, "numpy": np_fn}
 
         if tf is not None:
             tf_dt = getattr(tf, tf_name)
@@ -190,7 +195,10 @@ def main() -> int:
                     tf_fn = lambda: tf.cast(tf.convert_to_tensor(a), tf_dt)  # noqa: E731
                     tf_how = "tf.cast"
             row["tf_how"] = tf_how
-            row["tf"] = rates(time_op(tf_fn, repeat), n)
+            fns["tf"] = tf_fn
+        for k, ts in time_ops(fns, repeat).items():
+            row[k] = rates(ts, n)
+        if tf is not None:
             if copy:
                 # Does TF share the NumPy buffer (zero copy) instead of copying?
                 t = tf.convert_to_tensor(a)
@@ -205,7 +213,7 @@ def main() -> int:
         print(f"  {label:<14} tb {tbm:7.3f}  numpy {row['numpy']['median_gps']:7.3f}"
               + (f"  tf {row['tf']['median_gps']:7.3f} ({row['tf_how']})" if tf is not None else "")
               + ("" if agree else "  [tb != numpy on prefix!]"), flush=True)
-        del a, tb_fn, np_fn
+        del a, tb_fn, np_fn, fns
         if tf is not None:
             del tf_fn
         gc.collect()
