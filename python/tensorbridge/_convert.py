@@ -123,10 +123,20 @@ def _as_array(value: Any) -> np.ndarray:
     return np.asarray(view)  # zero-copy; the array keeps the buffer's owner alive
 
 
+_ARGS_CACHE: dict = {}
+
+
 def _array_args(arr: np.ndarray) -> tuple:
-    d = _from_numpy(arr.dtype)  # TypeError for object/string/structured/datetime
-    order = arr.dtype.byteorder
-    return arr, d.name, "=" if order in "=|" else order
+    """``(array, dtype name, byte order)`` for ``_core``; dtype facts cached per dtype."""
+    npd = arr.dtype
+    facts = _ARGS_CACHE.get(npd)
+    if facts is None:
+        d = _from_numpy(npd)  # TypeError for object/string/structured/datetime
+        order = npd.byteorder
+        facts = (d.name, "=" if order in "=|" else order)
+        if len(_ARGS_CACHE) < 256:
+            _ARGS_CACHE[npd] = facts
+    return (arr,) + facts
 
 
 def convert_to_tensor(

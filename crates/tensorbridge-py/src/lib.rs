@@ -66,12 +66,16 @@ pub(crate) fn dtype_object(py: Python<'_>, d: DType) -> PyResult<PyObject> {
 
 /// Any dtype-like Python value → `DType`, through the Python `dtype()` parser.
 pub(crate) fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
-    if let Ok(s) = obj.extract::<&str>() {
-        if let Ok((d, _)) = DType::parse(s) {
+    let py = obj.py();
+    // Fast path: one of our own dtype objects.
+    if let Some(i) = hooks(py)?.dtypes.iter().position(|d| d.bind(py).is(obj)) {
+        return Ok(DType::ALL[i]);
+    }
+    if let Ok(s) = obj.downcast::<pyo3::types::PyString>() {
+        if let Ok((d, _)) = DType::parse(s.to_str()?) {
             return Ok(d);
         }
     }
-    let py = obj.py();
     let parsed = hooks(py)?.parse.call1(py, (obj,))?;
     let name: String = parsed.getattr(py, "name")?.extract(py)?;
     DType::parse(&name).map(|(d, _)| d).or_py()

@@ -48,14 +48,18 @@ pub fn stack(
     let mut out_shape = vec![items.len()];
     out_shape.extend_from_slice(shape);
     let per_item = first.len() * to.size();
-    let stacked = Tensor::build(to, &out_shape, |dst| {
-        if per_item == 0 {
-            return Ok(());
-        }
-        dst.par_chunks_mut(per_item)
-            .zip(items.par_iter())
-            .try_for_each(|(d, item)| cast_into(item, to, casting, d))
-    })?;
+    // SAFETY: every item's slot (`per_item` bytes each, together the whole buffer)
+    // is written by `cast_into`, or the build fails and the buffer is dropped unread.
+    let stacked = unsafe {
+        Tensor::build_overwrite(to, &out_shape, |dst| {
+            if per_item == 0 {
+                return Ok(());
+            }
+            dst.par_chunks_mut(per_item)
+                .zip(items.par_iter())
+                .try_for_each(|(d, item)| cast_into(item, to, casting, d))
+        })
+    }?;
     if axis == 0 {
         return Ok(stacked);
     }

@@ -14,17 +14,16 @@ use crate::error::{Error, Result};
 /// memory it imports and what AVX-512 loads like.
 pub const ALIGNMENT: usize = 64;
 
-/// Buffers at least this large are mapped from the OS on a 2 MiB boundary and
-/// advised to use transparent huge pages (page faults dominate fresh large buffers).
+/// Buffers at least this large sit on a 2 MiB boundary and are advised to use
+/// transparent huge pages: page faults dominate fresh large buffers otherwise (a
+/// fault costs ~3 µs on this VM). All buffers come from the heap, which — like
+/// NumPy's allocations — recycles memory that is already faulted in.
 const HUGE_THRESHOLD: usize = 4 << 20;
 const HUGE_PAGE: usize = 2 << 20;
 
 enum Owner {
-    /// `alloc_zeroed` with this layout; freed on drop.
+    /// A heap allocation with this layout; freed on drop.
     Heap(Layout),
-    /// An anonymous mapping `[base, base + len)`; unmapped on drop.
-    #[cfg(unix)]
-    Mapped { base: *mut u8, len: usize },
     /// A read-only file mapping; unmapped when dropped.
     File(#[allow(dead_code)] memmap2::Mmap),
     /// Memory that belongs to someone else, kept alive by holding this value.
@@ -53,56 +52,42 @@ impl Storage {
     /// A new zero-filled buffer of `len` bytes, 64-byte aligned (2 MiB aligned and
     /// huge-page advised when large).
     pub fn zeroed(len: usize) -> Result<Storage> {
-        #[cfg(unix)]
-        if len >= HUGE_THRESHOLD {
-            return Self::mapped(len);
-        }
-        let layout =
-            Layout::from_size_align(len.max(1), ALIGNMENT).map_err(|_| Error::Alloc(len))?;
+        Self::allocate(len, true)
+    }
+
+    /// A new buffer of `len` bytes whose contents are unspecified.
+    ///
+    /// # Safety
+    /// The caller must overwrite every byte (through [`Storage::as_mut_slice`]) before
+    /// any byte is read and before the storage is shared. Used by the cast kernels,
+    /// which write each output element exactly once: skipping the zeroing pass is
+    /// worth ~30% of a cast.
+    pub(crate) unsafe fn uninit(len: usize) -> Result<Storage> {
+        Self::allocate(len, false)
+    }
+
+    fn allocate(len: usize, zero: bool) -> Result<Storage> {
+        let huge = len >= HUGE_THRESHOLD;
+        let align = if huge { HUGE_PAGE } else { ALIGNMENT };
+        let layout = Layout::from_size_align(len.max(1), align).map_err(|_| Error::Alloc(len))?;
         // SAFETY: the layout has non-zero size.
-        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        let raw = unsafe {
+            if zero {
+                alloc::alloc_zeroed(layout)
+            } else {
+                alloc::alloc(layout)
+            }
+        };
         let ptr = NonNull::new(raw).ok_or(Error::Alloc(len))?;
+        #[cfg(target_os = "linux")]
+        if huge {
+            // SAFETY: advisory only, over memory we own; failure is harmless.
+            unsafe { libc::madvise(raw as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+        }
         Ok(Storage {
             ptr,
             len,
             owner: Owner::Heap(layout),
-            writable: true,
-        })
-    }
-
-    #[cfg(unix)]
-    fn mapped(len: usize) -> Result<Storage> {
-        let map_len = len.checked_add(HUGE_PAGE).ok_or(Error::Alloc(len))?;
-        // SAFETY: an anonymous private mapping with no address hint; the result is
-        // checked for MAP_FAILED before use. Fresh anonymous pages read as zero.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(Error::Alloc(len));
-        }
-        let base = base as *mut u8;
-        let pad = (HUGE_PAGE - (base as usize % HUGE_PAGE)) % HUGE_PAGE;
-        // SAFETY: pad < HUGE_PAGE, so `base + pad .. base + pad + len` lies inside the
-        // mapping of `len + HUGE_PAGE` bytes.
-        let start = unsafe { base.add(pad) };
-        // SAFETY: advisory only; the range lies inside our mapping. Failure is harmless.
-        unsafe {
-            #[cfg(target_os = "linux")]
-            libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
-        }
-        Ok(Storage {
-            // SAFETY: mmap succeeded, so `start` is not null.
-            ptr: unsafe { NonNull::new_unchecked(start) },
-            len,
-            owner: Owner::Mapped { base, len: map_len },
             writable: true,
         })
     }
@@ -181,7 +166,8 @@ impl Storage {
         if self.len == 0 {
             return Some(&mut []);
         }
-        // SAFETY: our own allocation, initialised (zeroed) at creation, and `&mut self`
+        // SAFETY: our own allocation (initialised, or about to be fully overwritten
+        // per `uninit`'s contract), and `&mut self`
         // guarantees no other reference into it exists.
         Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
     }
@@ -190,13 +176,8 @@ impl Storage {
 impl Drop for Storage {
     fn drop(&mut self) {
         match &self.owner {
-            // SAFETY: allocated by `alloc_zeroed` with exactly this layout.
+            // SAFETY: allocated by `alloc`/`alloc_zeroed` with exactly this layout.
             Owner::Heap(layout) => unsafe { alloc::dealloc(self.ptr.as_ptr(), *layout) },
-            #[cfg(unix)]
-            // SAFETY: the mapping we created in `mapped`, unmapped once.
-            Owner::Mapped { base, len } => unsafe {
-                libc::munmap(*base as *mut libc::c_void, *len);
-            },
             Owner::Foreign(_) | Owner::File(_) => {}
         }
     }

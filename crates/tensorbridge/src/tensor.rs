@@ -97,17 +97,43 @@ fn resolve_slice(
 }
 
 impl Tensor {
-    /// Allocate a C-contiguous tensor and let `fill` write every byte of it.
+    /// Allocate a zero-filled C-contiguous tensor and let `fill` write into it.
     pub(crate) fn build(
         dtype: DType,
         shape: &[usize],
         fill: impl FnOnce(&mut [u8]) -> Result<()>,
     ) -> Result<Tensor> {
-        let n = checked_numel(shape)?;
-        let nbytes = n
+        let storage = Storage::zeroed(Self::nbytes_for(dtype, shape)?)?;
+        Self::build_in(storage, dtype, shape, fill)
+    }
+
+    /// Like [`Tensor::build`] without zeroing first.
+    ///
+    /// # Safety
+    /// `fill` must write every byte of the slice it is given when it returns `Ok`
+    /// (on `Err` the buffer is dropped unread).
+    pub(crate) unsafe fn build_overwrite(
+        dtype: DType,
+        shape: &[usize],
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<Tensor> {
+        // SAFETY: forwarded to our caller: `fill` overwrites every byte.
+        let storage = unsafe { Storage::uninit(Self::nbytes_for(dtype, shape)?)? };
+        Self::build_in(storage, dtype, shape, fill)
+    }
+
+    fn nbytes_for(dtype: DType, shape: &[usize]) -> Result<usize> {
+        checked_numel(shape)?
             .checked_mul(dtype.size())
-            .ok_or_else(|| Error::Shape(format!("shape {shape:?} of {dtype} is too large")))?;
-        let mut storage = Storage::zeroed(nbytes)?;
+            .ok_or_else(|| Error::Shape(format!("shape {shape:?} of {dtype} is too large")))
+    }
+
+    fn build_in(
+        mut storage: Storage,
+        dtype: DType,
+        shape: &[usize],
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<Tensor> {
         fill(
             storage
                 .as_mut_slice()

@@ -104,7 +104,9 @@ pub fn cast(src: &TensorView<'_>, to: DType, casting: Casting) -> Result<Tensor>
     if casting == Casting::Checked {
         check_values(src, to)?;
     }
-    Tensor::build(to, src.shape(), |dst| convert(src, to, casting, dst))
+    // SAFETY: `convert` writes every element of `dst` (the runs of `Walk` cover
+    // `0..len` exactly) or fails, in which case the buffer is dropped unread.
+    unsafe { Tensor::build_overwrite(to, src.shape(), |dst| convert(src, to, casting, dst)) }
 }
 
 /// Cast `src` into `dst`, a C-contiguous buffer for exactly `src.len()` elements of
