@@ -1,8 +1,156 @@
-//! Python bindings for `.npy` / `.npz` (issue 3).
+//! Python bindings for `.npy` / `.npz` files: `load`, `save`, `savez`, and `NpzFile`,
+//! a lazy read-only mapping over an archive's members.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use tensorbridge::format::npy::{self, LoadOptions};
+use tensorbridge::format::npz::{self, NpzArchive};
+
+use crate::{parse_dtype, Held, OrPy, PyTensor};
+
+fn options(mmap: Option<bool>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<LoadOptions> {
+    Ok(LoadOptions {
+        mmap,
+        dtype: dtype.map(parse_dtype).transpose()?,
+        ..LoadOptions::default()
+    })
+}
+
+/// Load a `.npy` file. `mmap`: `True` maps the file (zero-copy, read-only),
+/// `False` reads it, `None` lets tensorbridge choose (see `tensorbridge.load`).
+#[pyfunction]
+#[pyo3(signature = (path, mmap=None, dtype=None))]
+fn load_npy(
+    py: Python<'_>,
+    path: PathBuf,
+    mmap: Option<bool>,
+    dtype: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
+    let opts = options(mmap, dtype)?;
+    let t = py.allow_threads(|| npy::load(&path, &opts)).or_py()?;
+    Ok(PyTensor { inner: t })
+}
+
+/// Write one array to a `.npy` file (atomically: temporary name, then rename).
+#[pyfunction]
+fn save_npy(py: Python<'_>, path: PathBuf, item: &Bound<'_, PyAny>) -> PyResult<()> {
+    let held = Held::extract(item, "the array to save")?;
+    let view = held.view()?;
+    py.allow_threads(|| npy::save(&path, &view)).or_py()
+}
+
+/// Write named arrays to a `.npz` archive (atomically). Stored members' data is
+/// 64-byte aligned so they map zero-copy.
+#[pyfunction]
+#[pyo3(signature = (path, names, items, compress=false))]
+fn save_npz(
+    py: Python<'_>,
+    path: PathBuf,
+    names: Vec<String>,
+    items: &Bound<'_, PyList>,
+    compress: bool,
+) -> PyResult<()> {
+    if names.len() != items.len() {
+        return Err(PyValueError::new_err("one name per array"));
+    }
+    let held = items
+        .iter()
+        .zip(&names)
+        .map(|(obj, name)| Held::extract(&obj, &format!("array {name:?}")))
+        .collect::<PyResult<Vec<_>>>()?;
+    let views = held.iter().map(Held::view).collect::<PyResult<Vec<_>>>()?;
+    let members: Vec<(&str, _)> = names.iter().map(String::as_str).zip(views).collect();
+    py.allow_threads(|| npz::save(&path, &members, compress))
+        .or_py()
+}
+
+/// An opened `.npz` archive: members are read only when accessed; stored members
+/// with aligned data are zero-copy views of one shared mapping of the file.
+#[pyclass(frozen, module = "tensorbridge._core")]
+struct NpzArchiveHandle {
+    archive: Arc<NpzArchive>,
+}
+
+#[pymethods]
+impl NpzArchiveHandle {
+    #[new]
+    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let archive = py.allow_threads(|| NpzArchive::open(&path)).or_py()?;
+        Ok(NpzArchiveHandle {
+            archive: Arc::new(archive),
+        })
+    }
+
+    /// Member names, in archive order.
+    fn keys(&self) -> Vec<String> {
+        self.archive.names().map(str::to_string).collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.archive.len()
+    }
+
+    fn __contains__(&self, name: &str) -> bool {
+        self.archive.contains(name)
+    }
+
+    /// Load a member as a tensor (`mmap` and `dtype` as in `load_npy`).
+    #[pyo3(signature = (name, mmap=None, dtype=None))]
+    fn load(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        mmap: Option<bool>,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        if !self.archive.contains(name) {
+            return Err(PyKeyError::new_err(format!(
+                "{name:?} is not a member of {}",
+                self.archive.path()
+            )));
+        }
+        let opts = options(mmap, dtype)?;
+        let archive = self.archive.clone();
+        let t = py.allow_threads(|| archive.load(name, &opts)).or_py()?;
+        Ok(PyTensor { inner: t })
+    }
+
+    /// What the archive says about a member: compression, sizes, dtype, shape, order.
+    fn info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let m = self
+            .archive
+            .member(name)
+            .ok_or_else(|| PyKeyError::new_err(name.to_string()))?;
+        let d = PyDict::new(py);
+        d.set_item("name", &m.name)?;
+        d.set_item("compression", m.compression.name())?;
+        d.set_item("compressed_size", m.compressed_size)?;
+        d.set_item("size", m.size)?;
+        if let Ok(h) = self.archive.header(name) {
+            d.set_item("dtype", h.dtype.map_or(h.descr.as_str(), |t| t.name()))?;
+            d.set_item("shape", h.shape.clone())?;
+            d.set_item("fortran_order", h.fortran_order)?;
+        }
+        Ok(d)
+    }
+
+    /// The archive's path.
+    #[getter]
+    fn path(&self) -> String {
+        self.archive.path().to_string()
+    }
+}
 
 /// Add this module's functions and classes to `tensorbridge._core`.
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(load_npy, m)?)?;
+    m.add_function(wrap_pyfunction!(save_npy, m)?)?;
+    m.add_function(wrap_pyfunction!(save_npz, m)?)?;
+    m.add_class::<NpzArchiveHandle>()?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+mod data;
 mod dlpack;
 mod formats;
 mod tfio;
@@ -132,7 +133,7 @@ fn can_cast(from: &Bound<'_, PyAny>, to: &Bound<'_, PyAny>, casting: &str) -> Py
 
 /// Memory of a Python object exposing `__array_interface__`, kept alive by a
 /// reference to the object.
-struct Borrowed {
+pub(crate) struct Borrowed {
     storage: Arc<Storage>,
     dtype: DType,
     order: ByteOrder,
@@ -315,33 +316,47 @@ fn stack(
 ) -> PyResult<PyTensor> {
     let target = target.map(parse_dtype).transpose()?;
     let casting = parse_casting(casting)?;
-    enum Item {
-        Tensor(Tensor),
-        Array(Borrowed),
-    }
-    let mut held = Vec::with_capacity(items.len());
-    for (i, obj) in items.iter().enumerate() {
-        if let Ok(t) = obj.downcast::<PyTensor>() {
-            held.push(Item::Tensor(t.get().inner.clone()));
-        } else {
-            let (arr, d, o): (Bound<'_, PyAny>, String, String) = obj.extract().map_err(|_| {
-                PyTypeError::new_err(format!("stack item {i} is not an array or tensor"))
-            })?;
-            let (d, _) = DType::parse(&d).or_py()?;
-            held.push(Item::Array(Borrowed::new(&arr, d, order_from(&o)?)?));
-        }
-    }
-    let views = held
+    let held = items
         .iter()
-        .map(|it| match it {
-            Item::Tensor(t) => Ok(t.view()),
-            Item::Array(b) => b.view(),
-        })
+        .enumerate()
+        .map(|(i, obj)| Held::extract(&obj, &format!("stack item {i}")))
         .collect::<PyResult<Vec<_>>>()?;
+    let views = held.iter().map(Held::view).collect::<PyResult<Vec<_>>>()?;
     let t = py
         .allow_threads(|| tensorbridge::stack(&views, axis, target, casting))
         .or_py()?;
     Ok(PyTensor { inner: t })
+}
+
+/// Elements held for reading: a tensor, or a NumPy array's memory.
+pub(crate) enum Held {
+    /// A `tb.Tensor`.
+    Tensor(Tensor),
+    /// A NumPy-like array, kept alive.
+    Array(Borrowed),
+}
+
+impl Held {
+    /// A `PyTensor`, or an `(array, dtype_name, byteorder)` tuple as the Python package
+    /// passes NumPy arrays; `what` names the argument in errors.
+    pub(crate) fn extract(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Held> {
+        if let Ok(t) = obj.downcast::<PyTensor>() {
+            return Ok(Held::Tensor(t.get().inner.clone()));
+        }
+        let (arr, d, o): (Bound<'_, PyAny>, String, String) = obj
+            .extract()
+            .map_err(|_| PyTypeError::new_err(format!("{what} is not an array or tensor")))?;
+        let (d, _) = DType::parse(&d).or_py()?;
+        Ok(Held::Array(Borrowed::new(&arr, d, order_from(&o)?)?))
+    }
+
+    /// A view of the elements.
+    pub(crate) fn view(&self) -> PyResult<TensorView<'_>> {
+        match self {
+            Held::Tensor(t) => Ok(t.view()),
+            Held::Array(b) => b.view(),
+        }
+    }
 }
 
 /// Keeps a tensor alive as the `base` of a NumPy array built from its memory.
@@ -618,6 +633,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(can_cast, m)?)?;
     m.add_function(wrap_pyfunction!(from_array, m)?)?;
     m.add_function(wrap_pyfunction!(stack, m)?)?;
+    data::register(m)?;
     formats::register(m)?;
     dlpack::register(m)?;
     tfio::register(m)?;

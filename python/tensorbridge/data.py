@@ -1,0 +1,355 @@
+"""``tb.data``: a streaming input pipeline in the model of ``tf.data``, run in Rust.
+
+    >>> ds = (tb.data.Dataset.from_tensor_slices((images, labels))
+    ...       .shuffle(1024, seed=0)
+    ...       .map((tb.ops.cast(tb.float32), None))
+    ...       .map((tb.ops.scale(1 / 255), None))
+    ...       .batch(128)
+    ...       .prefetch(2))
+    >>> for x, y in ds: ...                     # tb.Tensor batches (zero-copy .numpy())
+    >>> model.fit(ds.to_tensorflow())           # a tf.data.Dataset
+
+Names and semantics follow ``tf.data``: same elements, order and batch shapes for the
+same pipeline without shuffle. Slicing, built-in ops (:mod:`tensorbridge.ops`, fused
+into one pass and written straight into the batch buffer), shuffling, batching and
+prefetching run on Rust threads that never hold the GIL; iteration releases the GIL
+while it waits. ``shuffle`` is tf.data's buffer shuffle with tensorbridge's own PRNG
+(SplitMix64): deterministic for a given seed across runs and machines, a different
+order each epoch unless ``reshuffle_each_iteration=False`` — not tf.data's order.
+
+Any Python callable also works as a ``map`` function (the slower path: it runs with the
+GIL, on ``num_parallel_calls`` worker threads, order kept); exceptions it raises
+propagate to the loop with their traceback. Leaving a loop early, an exception, or
+dropping an iterator stops and joins every worker thread and frees every buffer.
+
+``from_tensor_slices`` keeps zero-copy views of NumPy arrays where it can (as
+``tb.convert_to_tensor(x, copy=False)``): changing the array while a pipeline runs
+changes what it yields.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+
+from . import _core
+from ._convert import Tensor, convert_to_tensor
+from .ops import Op
+
+__all__ = ["Dataset", "AUTOTUNE", "INFINITE_CARDINALITY", "UNKNOWN_CARDINALITY"]
+
+AUTOTUNE = -1
+INFINITE_CARDINALITY = -1
+UNKNOWN_CARDINALITY = -2
+
+_LEAF = None  # structure marker for a single tensor
+
+
+# ----------------------------------------------------------------- structures
+
+def _flatten(value: Any, path: str = "") -> tuple:
+    """``value`` → ``(structure, [(path, leaf), ...])``; tuples and dicts nest."""
+    if isinstance(value, tuple):
+        struct, leaves = [], []
+        for i, v in enumerate(value):
+            s, l = _flatten(v, f"{path}[{i}]")
+            struct.append(s)
+            leaves.extend(l)
+        if hasattr(value, "_fields"):  # namedtuple
+            return ("namedtuple", type(value), tuple(struct)), leaves
+        return ("tuple", tuple(struct)), leaves
+    if isinstance(value, dict):
+        struct, leaves = {}, []
+        for k, v in value.items():
+            s, l = _flatten(v, f"{path}[{k!r}]")
+            struct[k] = s
+            leaves.extend(l)
+        return ("dict", struct), leaves
+    return _LEAF, [(path or "the input", value)]
+
+
+def _unflatten(struct: Any, leaves: Iterator) -> Any:
+    if struct is _LEAF:
+        return next(leaves)
+    kind = struct[0]
+    if kind == "tuple":
+        return tuple(_unflatten(s, leaves) for s in struct[1])
+    if kind == "namedtuple":
+        return struct[1](*(_unflatten(s, leaves) for s in struct[2]))
+    return {k: _unflatten(s, leaves) for k, s in struct[1].items()}
+
+
+def _count(struct: Any) -> int:
+    if struct is _LEAF:
+        return 1
+    subs = struct[1].values() if struct[0] == "dict" else struct[-1]
+    return sum(_count(s) for s in subs)
+
+
+def _ops_per_leaf(spec: Any, struct: Any, path: str = "") -> list:
+    """Match a structure of ops (``None`` = keep) against the element structure."""
+    if spec is None:
+        return [None] * _count(struct)
+    if isinstance(spec, Op):
+        return [spec._specs] * _count(struct)
+    if struct is _LEAF:
+        raise ValueError(f"map ops: expected a tb.ops op or None at {path or 'the top level'}, "
+                         f"got {type(spec).__name__}")
+    kind = struct[0]
+    if kind in ("tuple", "namedtuple") and isinstance(spec, tuple):
+        subs = struct[-1]
+        if len(spec) != len(subs):
+            raise ValueError(f"map ops{path}: the element has {len(subs)} components but "
+                             f"{len(spec)} ops were given")
+        out = []
+        for i, (o, s) in enumerate(zip(spec, subs)):
+            out.extend(_ops_per_leaf(o, s, f"{path}[{i}]"))
+        return out
+    if kind == "dict" and isinstance(spec, dict):
+        extra = set(spec) - set(struct[1])
+        if extra:
+            raise ValueError(f"map ops{path}: keys {sorted(map(repr, extra))} are not in the element")
+        out = []
+        for k, s in struct[1].items():
+            out.extend(_ops_per_leaf(spec.get(k), s, f"{path}[{k!r}]"))
+        return out
+    raise ValueError(f"map ops{path}: the structure of the ops does not match the element's")
+
+
+def _is_op_structure(fn: Any) -> bool:
+    if fn is None or isinstance(fn, Op):
+        return True
+    if isinstance(fn, tuple):
+        return all(_is_op_structure(f) for f in fn)
+    if isinstance(fn, dict):
+        return all(_is_op_structure(f) for f in fn.values())
+    return False
+
+
+def _to_tensor(x: Any) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    try:
+        return convert_to_tensor(x, copy=False)
+    except (ValueError, TypeError):
+        return convert_to_tensor(x)
+
+
+class _Struct:
+    """An element structure, possibly known only once a Python map function has run."""
+
+    __slots__ = ("value", "known")
+
+    def __init__(self, value: Any = _LEAF, known: bool = True):
+        self.value, self.known = value, known
+
+
+# ----------------------------------------------------------------- Dataset
+
+class Dataset:
+    """A pipeline of stages; iterate it for ``tb.Tensor`` elements (or tuples/dicts)."""
+
+    __slots__ = ("_ds", "_struct", "_progress", "_batched")
+
+    def __init__(self, ds: Any, struct: _Struct, progress: Optional[str] = None,
+                 batched: bool = False):
+        self._ds, self._struct, self._progress, self._batched = ds, struct, progress, batched
+
+    def _derive(self, ds: Any, struct: Optional[_Struct] = None, batched: Optional[bool] = None) -> "Dataset":
+        return Dataset(ds, struct or self._struct, self._progress,
+                       self._batched if batched is None else batched)
+
+    # sources
+    @staticmethod
+    def from_tensor_slices(x: Any) -> "Dataset":
+        """Elements are the axis-0 slices of ``x`` (an array/tensor, or a tuple or dict
+        of them, all with the same leading dimension)."""
+        struct, leaves = _flatten(x)
+        if not leaves:
+            raise ValueError("from_tensor_slices needs at least one array")
+        tensors = []
+        for path, v in leaves:
+            t = _to_tensor(v)
+            if t.ndim == 0:
+                raise ValueError(f"from_tensor_slices: {path} is a scalar; every component needs "
+                                 "a leading dimension to slice")
+            tensors.append((path, t))
+        p0, t0 = tensors[0]
+        for path, t in tensors[1:]:
+            if t.shape[0] != t0.shape[0]:
+                raise ValueError(
+                    "from_tensor_slices: all components must have the same leading dimension, "
+                    f"but {p0} has {t0.shape[0]} and {path} has {t.shape[0]} "
+                    f"(shapes {t0.shape} and {t.shape})")
+        return Dataset(_core._Dataset.from_tensor_slices([t for _, t in tensors]), _Struct(struct))
+
+    @staticmethod
+    def range(n: int) -> "Dataset":
+        """The int64 scalars ``0 .. n-1``."""
+        return Dataset(_core._Dataset.range(int(n)), _Struct())
+
+    # transforms
+    def map(self, fn: Any, num_parallel_calls: Optional[int] = None) -> "Dataset":
+        """Apply a built-in op (``tb.ops``), a tuple/dict of ops mirroring the element
+        (``None`` keeps a component), or any Python callable (tuple elements are passed
+        as positional arguments, like tf.data)."""
+        if _is_op_structure(fn) and fn is not None:
+            if isinstance(fn, Op):
+                return self._derive(self._ds.map_ops("all", fn._specs))
+            if not self._struct.known:
+                raise ValueError("map with a structure of ops needs a known element structure; "
+                                 "apply it before the Python map function")
+            return self._derive(self._ds.map_ops("each", _ops_per_leaf(fn, self._struct.value)))
+        if not callable(fn):
+            raise TypeError(f"map() takes a tb.ops op, a tuple/dict of them, or a callable, "
+                            f"not {type(fn).__name__}")
+        n = None if num_parallel_calls in (None, AUTOTUNE) else int(num_parallel_calls)
+        if n is not None and n <= 0:
+            raise ValueError("num_parallel_calls must be positive or tb.data.AUTOTUNE")
+        in_struct, out_struct = self._struct, _Struct(known=False)
+
+        def call(tensors: list) -> list:
+            elem = _unflatten(in_struct.value, iter(tensors))
+            out = fn(*elem) if isinstance(elem, tuple) else fn(elem)
+            s, leaves = _flatten(out)
+            if not out_struct.known:
+                out_struct.value, out_struct.known = s, True
+            return [_to_tensor(v) for _, v in leaves]
+
+        return self._derive(self._ds.map_py(call, n), out_struct, batched=False)
+
+    def shuffle(self, buffer_size: int, seed: Optional[int] = None,
+                reshuffle_each_iteration: bool = True) -> "Dataset":
+        """tf.data's buffer shuffle (tensorbridge's own seeded PRNG)."""
+        if seed is not None:
+            seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
+        return self._derive(self._ds.shuffle(int(buffer_size), seed, bool(reshuffle_each_iteration)))
+
+    def batch(self, batch_size: int, drop_remainder: bool = False) -> "Dataset":
+        return self._derive(self._ds.batch(int(batch_size), bool(drop_remainder)), batched=True)
+
+    def prefetch(self, buffer_size: int = AUTOTUNE) -> "Dataset":
+        n = 2 if buffer_size in (None, AUTOTUNE) else int(buffer_size)
+        return self._derive(self._ds.prefetch(max(n, 1)))
+
+    def repeat(self, count: Optional[int] = None) -> "Dataset":
+        return self._derive(self._ds.repeat(-1 if count is None else int(count)))
+
+    def take(self, count: int) -> "Dataset":
+        return self._derive(self._ds.take(int(count)))
+
+    def skip(self, count: int) -> "Dataset":
+        return self._derive(self._ds.skip(int(count)))
+
+    def shard(self, num_shards: int, index: int) -> "Dataset":
+        if num_shards <= 0 or not 0 <= index < num_shards:
+            raise ValueError(f"shard index {index} is out of range for {num_shards} shards")
+        return self._derive(self._ds.shard(int(num_shards), int(index)))
+
+    def progress(self, desc: str = "") -> "Dataset":
+        """The same dataset, printing a progress line on stderr while iterated."""
+        return Dataset(self._ds, self._struct, desc, self._batched)
+
+    # facts
+    def cardinality(self) -> int:
+        """Elements per epoch, or ``INFINITE_CARDINALITY`` (-1) / ``UNKNOWN_CARDINALITY`` (-2)."""
+        return self._ds.cardinality()
+
+    def __len__(self) -> int:
+        n = self._ds.cardinality()
+        if n == INFINITE_CARDINALITY:
+            raise TypeError("The dataset is infinite.")
+        if n == UNKNOWN_CARDINALITY:
+            raise TypeError("The dataset length is unknown.")
+        return n
+
+    def _flat_spec(self) -> list:
+        """``[(shape, tb.DType), ...]`` per component; runs one element if a Python
+        function decides it."""
+        spec = self._ds.element_spec()
+        if spec is not None:
+            return [(tuple(s), d) for d, s in spec]
+        it = self._ds.iterate()
+        try:
+            first = next(iter(it), None)
+        finally:
+            it.close()
+        if first is None:
+            raise ValueError("cannot infer the element spec of an empty dataset")
+        batched = self._batched  # a batch after the Python function: leading dim varies
+        return [((None,) + tuple(t.shape[1:]) if batched else tuple(t.shape), t.dtype) for t in first]
+
+    @property
+    def element_spec(self) -> Any:
+        """The element structure with ``(shape, dtype)`` pairs (``None`` = unknown dim)."""
+        flat = self._flat_spec()
+        return _unflatten(self._struct.value, iter(flat))
+
+    # iteration
+    def __iter__(self) -> Iterator[Any]:
+        it = self._ds.iterate()
+        struct = self._struct
+        bar = _Progress(self._progress, self._ds.cardinality()) if self._progress is not None else None
+        try:
+            for flat in it:
+                if bar is not None:
+                    bar.step()
+                yield _unflatten(struct.value, iter(flat))
+        finally:
+            it.close()
+            if bar is not None:
+                bar.close()
+
+    def as_numpy_iterator(self) -> Iterator[Any]:
+        """Elements as NumPy arrays (zero-copy, read-only views of the tensors)."""
+        for elem in self:
+            s, leaves = _flatten(elem)
+            yield _unflatten(s, iter([t.numpy() for _, t in leaves]))
+
+    def to_tensorflow(self) -> Any:
+        """A ``tf.data.Dataset`` (``from_generator`` with the right ``output_signature``)
+        that yields this dataset's elements; feeds ``model.fit``."""
+        import tensorflow as tf
+
+        flat = self._flat_spec()
+        sig = _unflatten(self._struct.value,
+                         iter([tf.TensorSpec(shape=s, dtype=tf.as_dtype(d.name)) for s, d in flat]))
+        out = tf.data.Dataset.from_generator(self.as_numpy_iterator, output_signature=sig)
+        n = self.cardinality()
+        if n >= 0:
+            out = out.apply(tf.data.experimental.assert_cardinality(n))
+        return out
+
+    def __repr__(self) -> str:
+        try:
+            spec = self.element_spec if self._ds.element_spec() is not None else "unknown until run"
+        except Exception:  # noqa: BLE001 - repr must not raise
+            spec = "?"
+        return f"<tb.data.Dataset element_spec={spec} cardinality={self.cardinality()}>"
+
+
+class _Progress:
+    def __init__(self, desc: str, total: int):
+        self.desc, self.total, self.n = desc, total, 0
+        self.t0 = self.last = time.perf_counter()
+
+    def step(self) -> None:
+        self.n += 1
+        now = time.perf_counter()
+        if now - self.last >= 0.1:
+            self.last = now
+            self._print(now)
+
+    def _print(self, now: float) -> None:
+        rate = self.n / max(now - self.t0, 1e-9)
+        total = f"/{self.total}" if self.total >= 0 else ""
+        sys.stderr.write(f"\r{self.desc + ': ' if self.desc else ''}{self.n}{total} [{rate:,.1f}/s]")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        self._print(time.perf_counter())
+        sys.stderr.write("\n")
+        sys.stderr.flush()

@@ -1,0 +1,177 @@
+"""tb.load / tb.save / tb.savez against NumPy's own files, both directions."""
+
+import gc
+import re
+import os
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import tensorbridge as tb
+from conftest import NAMES, bits, np_dtype
+
+SHAPES = [(), (0,), (3, 0, 2), (7,), (4, 5), (2, 3, 4)]
+
+
+def sample(name, shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) * 50).astype(np_dtype(name))
+
+
+def variants(name):
+    """The array in every byte order and memory order NumPy can save."""
+    for shape in SHAPES:
+        a = sample(name, shape)
+        yield f"{shape}-C", a
+        if a.ndim >= 2:
+            yield f"{shape}-F", np.asfortranarray(a)
+        if a.dtype.itemsize > 1 and name != "bfloat16":
+            yield f"{shape}-swapped", a.astype(a.dtype.newbyteorder())
+
+
+@pytest.mark.parametrize("mmap", [None, True, False])
+def test_numpy_files_read_identically(dtype_name, mmap, tmp_path):
+    for label, a in variants(dtype_name):
+        p = tmp_path / f"{label}.npy"
+        np.save(p, a)
+        kwargs = {"dtype": tb.bfloat16} if dtype_name == "bfloat16" else {}
+        swapped = a.dtype.byteorder not in "=|" and a.dtype.byteorder != np.dtype("=f4").byteorder[0]
+        if mmap and swapped:
+            with pytest.raises(ValueError):
+                tb.load(p, mmap=True, **kwargs)
+            continue
+        t = tb.load(p, mmap=mmap, **kwargs)
+        assert t.shape == a.shape, label
+        assert t.dtype == dtype_name
+        expected = a.astype(a.dtype.newbyteorder("=")) if a.dtype.itemsize > 1 and dtype_name != "bfloat16" else a
+        assert bits(t.numpy()) == bits(np.ascontiguousarray(expected)), label
+        if mmap is True:
+            assert t.is_view
+
+
+def test_tensorbridge_files_read_identically_by_numpy(dtype_name, tmp_path):
+    for label, a in variants(dtype_name):
+        p = tmp_path / f"{label}.npy"
+        tb.save(p, a)
+        back = np.load(p)
+        if dtype_name == "bfloat16":
+            assert back.dtype == np.dtype("V2")
+            back = back.view(ml_dtypes.bfloat16)
+        assert back.shape == a.shape and back.dtype.newbyteorder("=") == a.dtype.newbyteorder("=")
+        assert bits(back) == bits(a.astype(a.dtype.newbyteorder("=")) if a.dtype.itemsize > 1 and dtype_name != "bfloat16" else a), label
+        t = tb.convert_to_tensor(a)
+        tb.save(p, t)
+        assert bits(np.load(p).view(a.dtype.newbyteorder("=")) if dtype_name != "bfloat16" else np.load(p).view(ml_dtypes.bfloat16)) == bits(t.numpy())
+
+
+def test_mapped_tensor_outlives_file(tmp_path):
+    a = np.arange(1 << 20, dtype=np.float32)
+    p = tmp_path / "big.npy"
+    np.save(p, a)
+    t = tb.load(p, mmap=True)
+    assert t.is_view
+    os.remove(p)
+    gc.collect()
+    view = t[10:20]
+    del t
+    assert view.numpy().tolist() == list(range(10, 20))
+
+
+def test_default_rule(tmp_path):
+    small, big = tmp_path / "s.npy", tmp_path / "b.npy"
+    np.save(small, np.arange(10, dtype=np.float32))
+    np.save(big, np.arange(1 << 20, dtype=np.float32))
+    assert not tb.load(small).is_view
+    assert tb.load(big).is_view
+    assert not tb.load(big, mmap=False).is_view
+
+
+def test_npz_from_numpy_and_tensorbridge(tmp_path):
+    arrays = {name: sample(name, (5, 3), seed=i) for i, name in enumerate(NAMES) if name != "bfloat16"}
+    p_np, p_npc, p_tb, p_tbc = (tmp_path / n for n in ["np.npz", "npc.npz", "tb.npz", "tbc.npz"])
+    np.savez(p_np, **arrays)
+    np.savez_compressed(p_npc, **arrays)
+    tb.savez(p_tb, **arrays)
+    tb.savez(p_tbc, compress=True, **arrays)
+    for p in (p_np, p_npc, p_tb, p_tbc):
+        with tb.load(p) as z:
+            assert sorted(z.keys()) == sorted(arrays) and len(z) == len(arrays)
+            assert "float32" in z and "nope" not in z
+            for name, a in arrays.items():
+                t = z[name]
+                assert t.dtype == a.dtype.name and bits(t.numpy()) == bits(a), (p, name)
+                if p == p_tb:
+                    assert t.is_view  # tensorbridge aligns stored members: zero-copy
+                if p in (p_npc, p_tbc):
+                    assert not t.is_view
+            with pytest.raises(KeyError):
+                z["nope"]
+        with np.load(p) as z:
+            for name, a in arrays.items():
+                assert bits(z[name]) == bits(a)
+
+
+def test_npz_bfloat16_round_trip(tmp_path):
+    a = sample("bfloat16", (4, 4))
+    p = tmp_path / "bf.npz"
+    tb.savez(p, x=a)
+    assert bits(np.load(p)["x"].view(ml_dtypes.bfloat16)) == bits(a)
+    assert bits(tb.load(p, dtype=tb.bfloat16)["x"].numpy()) == bits(a)
+
+
+def NPY(header: bytes) -> bytes:
+    """A version-1.0 .npy prefix around ``header`` (padded like NumPy to 64 bytes)."""
+    header += b" " * ((64 - (10 + len(header) + 1) % 64) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"not an npy file at all", "magic|not a"),
+        (NPY(b"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }") + b"\0" * 8, "object|pickle"),
+        (NPY(b"{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,), }") + b"\0" * 8, "exceed|larger|file|truncated"),
+        (NPY(b"{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 1099511627776), }"), "overflow|too large"),
+        (NPY(b"{'descr': '<f4', 'fortran_order': False}"), "shape|missing"),
+        (NPY(b"{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (1,), }") + b"\0" * 4, "structured|record"),
+        (NPY(b"__import__('os').system('true')"), "literal|dict"),
+        (b"\x93NUMPY\x01\x00", "truncated|short|header"),
+    ],
+)
+def test_hostile_npy_files(tmp_path, content, match):
+    p = tmp_path / "bad.npy"
+    p.write_bytes(content)
+    with pytest.raises(ValueError) as e:
+        tb.load(p)
+    where, _, why = str(e.value).partition(": ")
+    assert where.endswith("bad.npy")
+    assert re.search(match, why), why
+
+
+def test_object_and_structured_refused(tmp_path):
+    p = tmp_path / "obj.npy"
+    np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="obj.npy"):
+        tb.load(p)
+    p = tmp_path / "rec.npy"
+    np.save(p, np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]))
+    with pytest.raises(ValueError, match="rec.npy"):
+        tb.load(p)
+
+
+def test_truncated_data_and_missing_file(tmp_path):
+    p = tmp_path / "t.npy"
+    np.save(p, np.arange(100, dtype=np.float64))
+    p.write_bytes(p.read_bytes()[:-8])
+    with pytest.raises(ValueError, match="t.npy"):
+        tb.load(p)
+    with pytest.raises(FileNotFoundError):
+        tb.load(tmp_path / "missing.npy")
+
+
+def test_failed_save_leaves_nothing(tmp_path):
+    p = tmp_path / "out.npy"
+    with pytest.raises(TypeError):
+        tb.save(p, np.array(["strings are not supported"]))
+    assert not p.exists() and os.listdir(tmp_path) == []
