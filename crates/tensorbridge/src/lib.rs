@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 pub mod cast;
+pub mod data;
 mod display;
 pub mod dtype;
 pub mod error;
