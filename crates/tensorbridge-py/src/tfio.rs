@@ -1,8 +1,175 @@
 //! Python bindings for TFRecord and safetensors files (issue 4).
+//!
+//! The user-facing API (`tb.io.*`: dict handling, argument checks with names) is
+//! `python/tensorbridge/io.py`; these functions take parallel lists of names and
+//! tensors and release the GIL for all file work.
 
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use tensorbridge::format::{safetensors, tfrecord};
+use tensorbridge::{Tensor, TensorView};
+
+use crate::{OrPy, PyTensor};
+
+fn tensors_of(tensors: &[Bound<'_, PyTensor>]) -> Vec<Tensor> {
+    tensors.iter().map(|t| t.get().inner.clone()).collect()
+}
+
+fn named_views<'a>(names: &'a [String], tensors: &'a [Tensor]) -> Vec<(&'a str, TensorView<'a>)> {
+    names
+        .iter()
+        .map(String::as_str)
+        .zip(tensors.iter().map(Tensor::view))
+        .collect()
+}
+
+fn check_lengths(names: &[String], tensors: &[Bound<'_, PyTensor>]) -> PyResult<()> {
+    if names.len() != tensors.len() {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{} names for {} tensors",
+            names.len(),
+            tensors.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Write TFRecord files of `tf.train.Example` records, one per slice along axis 0
+/// of the tensors (which share their leading dimension). Returns the paths written.
+#[pyfunction]
+#[pyo3(signature = (path, names, tensors, shards=1, gzip=false))]
+fn write_tfrecord(
+    py: Python<'_>,
+    path: PathBuf,
+    names: Vec<String>,
+    tensors: Vec<Bound<'_, PyTensor>>,
+    shards: usize,
+    gzip: bool,
+) -> PyResult<Vec<String>> {
+    check_lengths(&names, &tensors)?;
+    let tensors = tensors_of(&tensors);
+    let paths = py
+        .allow_threads(|| {
+            tfrecord::write_tfrecord(&path, &named_views(&names, &tensors), shards, gzip)
+        })
+        .or_py()?;
+    Ok(paths
+        .into_iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect())
+}
+
+/// Iterates over the records of one TFRecord file of `tf.train.Example`s, giving a
+/// dict of name → Tensor per record. Both CRCs of every record are checked.
+#[pyclass(module = "tensorbridge._core")]
+struct TfRecordReader {
+    // A Mutex makes the (Send-only) reader Sync, as pyclasses must be.
+    inner: Mutex<tfrecord::ExampleReader>,
+}
+
+#[pymethods]
+impl TfRecordReader {
+    #[new]
+    #[pyo3(signature = (path, gzip=false))]
+    fn new(py: Python<'_>, path: PathBuf, gzip: bool) -> PyResult<Self> {
+        let inner = py
+            .allow_threads(|| tfrecord::read_tfrecord(&path, gzip))
+            .or_py()?;
+        Ok(TfRecordReader {
+            inner: Mutex::new(inner),
+        })
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let next = py.allow_threads(|| {
+            // A poisoned lock means an earlier call panicked mid-record: stop.
+            self.inner
+                .lock()
+                .map_err(|_| PyRuntimeError::new_err("TFRecord reader is unusable"))
+                .and_then(|mut r| r.next_example().or_py())
+        });
+        let Some(features) = next? else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        for (name, t) in features {
+            d.set_item(name, PyTensor { inner: t })?;
+        }
+        Ok(Some(d))
+    }
+
+    /// The file being read.
+    #[getter]
+    fn path(&self) -> PyResult<String> {
+        self.inner
+            .lock()
+            .map(|r| r.path().to_string())
+            .map_err(|_| PyRuntimeError::new_err("TFRecord reader is unusable"))
+    }
+}
+
+/// The tensor in the bytes of a `TensorProto` (what `tf.io.serialize_tensor` makes).
+#[pyfunction]
+fn parse_tensor(py: Python<'_>, data: &[u8]) -> PyResult<PyTensor> {
+    let t = py.allow_threads(|| tfrecord::parse_tensor(data)).or_py()?;
+    Ok(PyTensor { inner: t })
+}
+
+/// The bytes `tf.io.serialize_tensor` makes for a tensor.
+#[pyfunction]
+fn serialize_tensor<'py>(
+    py: Python<'py>,
+    tensor: &Bound<'py, PyTensor>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let t = tensor.get().inner.clone();
+    let bytes = py
+        .allow_threads(|| tfrecord::serialize_tensor(&t.view()))
+        .or_py()?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// Write named tensors to a safetensors file.
+#[pyfunction]
+fn save_safetensors(
+    py: Python<'_>,
+    path: PathBuf,
+    names: Vec<String>,
+    tensors: Vec<Bound<'_, PyTensor>>,
+) -> PyResult<()> {
+    check_lengths(&names, &tensors)?;
+    let tensors = tensors_of(&tensors);
+    py.allow_threads(|| safetensors::save_safetensors(&path, &named_views(&names, &tensors)))
+        .or_py()
+}
+
+/// Load a safetensors file (memory-mapped): `[(name, Tensor), ...]` in file order.
+#[pyfunction]
+fn load_safetensors(py: Python<'_>, path: PathBuf) -> PyResult<Vec<(String, PyTensor)>> {
+    let loaded = py
+        .allow_threads(|| safetensors::load_safetensors(&path))
+        .or_py()?;
+    Ok(loaded
+        .into_iter()
+        .map(|(n, t)| (n, PyTensor { inner: t }))
+        .collect())
+}
 
 /// Add this module's functions to `tensorbridge._core`.
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<TfRecordReader>()?;
+    m.add_function(wrap_pyfunction!(write_tfrecord, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_tensor, m)?)?;
+    m.add_function(wrap_pyfunction!(serialize_tensor, m)?)?;
+    m.add_function(wrap_pyfunction!(save_safetensors, m)?)?;
+    m.add_function(wrap_pyfunction!(load_safetensors, m)?)?;
     Ok(())
 }

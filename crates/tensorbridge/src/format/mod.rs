@@ -256,3 +256,5 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
+pub mod safetensors;
+pub mod tfrecord;

@@ -1,0 +1,367 @@
+//! safetensors files (the Hugging Face format): save named arrays, load them
+//! memory-mapped.
+//!
+//! Header parsing, validation and writing are the `safetensors` crate's — the same
+//! code the `safetensors` Python package runs — so files go both ways between
+//! tensorbridge and that package (and everything built on it).
+//!
+//! [`load_safetensors`] maps the file once into one shared [`Storage`]; every tensor
+//! whose data offset is aligned for its dtype is a zero-copy view into that mapping
+//! (files written by the `safetensors` crate always are: it pads the header to 8
+//! bytes and orders tensors by falling alignment). A misaligned member is copied.
+//! The mapping stays alive as long as any of the tensors does.
+//!
+//! dtypes: bool, the eight integer types, float16, bfloat16, float32, float64 and
+//! complex64 (`C64`). safetensors has no complex128, so saving one is an error, as is
+//! loading a member whose dtype tensorbridge lacks (the float8/float4/float6 types).
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use ::safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors, View};
+
+use crate::dtype::{ByteOrder, DType};
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+use crate::tensor::Tensor;
+use crate::view::{contiguous_strides, TensorView};
+
+/// The safetensors dtype for a tensorbridge dtype; complex128 has none.
+pub fn safetensors_dtype(d: DType) -> Result<StDtype> {
+    Ok(match d {
+        DType::Bool => StDtype::BOOL,
+        DType::Int8 => StDtype::I8,
+        DType::Int16 => StDtype::I16,
+        DType::Int32 => StDtype::I32,
+        DType::Int64 => StDtype::I64,
+        DType::UInt8 => StDtype::U8,
+        DType::UInt16 => StDtype::U16,
+        DType::UInt32 => StDtype::U32,
+        DType::UInt64 => StDtype::U64,
+        DType::Float16 => StDtype::F16,
+        DType::BFloat16 => StDtype::BF16,
+        DType::Float32 => StDtype::F32,
+        DType::Float64 => StDtype::F64,
+        DType::Complex64 => StDtype::C64,
+        DType::Complex128 => {
+            return Err(Error::UnknownDType(
+                "complex128 (safetensors has no complex128 dtype; complex64 is C64)".into(),
+            ))
+        }
+    })
+}
+
+/// The tensorbridge dtype for a safetensors dtype, if there is one.
+pub fn dtype_from_safetensors(d: StDtype) -> Option<DType> {
+    Some(match d {
+        StDtype::BOOL => DType::Bool,
+        StDtype::I8 => DType::Int8,
+        StDtype::I16 => DType::Int16,
+        StDtype::I32 => DType::Int32,
+        StDtype::I64 => DType::Int64,
+        StDtype::U8 => DType::UInt8,
+        StDtype::U16 => DType::UInt16,
+        StDtype::U32 => DType::UInt32,
+        StDtype::U64 => DType::UInt64,
+        StDtype::F16 => DType::Float16,
+        StDtype::BF16 => DType::BFloat16,
+        StDtype::F32 => DType::Float32,
+        StDtype::F64 => DType::Float64,
+        StDtype::C64 => DType::Complex64,
+        _ => return None,
+    })
+}
+
+fn st_error(path: &str, e: SafeTensorError) -> Error {
+    match e {
+        SafeTensorError::IoError(source) => Error::Io {
+            path: path.to_string(),
+            source,
+        },
+        other => Error::Format {
+            path: path.to_string(),
+            reason: format!("invalid safetensors file: {other}"),
+        },
+    }
+}
+
+/// One array to write: its bytes borrowed when contiguous, else copied once.
+struct Entry<'a> {
+    dtype: StDtype,
+    shape: Vec<usize>,
+    data: Cow<'a, [u8]>,
+}
+
+impl View for Entry<'_> {
+    fn dtype(&self) -> StDtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Write `tensors` (name → array, any layout; names unique) to a safetensors file.
+///
+/// The `safetensors` crate writes the file to a temporary name beside `path` and
+/// renames it into place, so `path` is never left half-written (and a file being
+/// replaced stays valid for anyone who has it mapped).
+pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(&str, TensorView<'_>)]) -> Result<()> {
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    let mut entries = Vec::with_capacity(tensors.len());
+    for (i, (key, view)) in tensors.iter().enumerate() {
+        if tensors[..i].iter().any(|(k, _)| k == key) {
+            return Err(Error::InvalidArgument(format!(
+                "tensor name {key:?} appears twice"
+            )));
+        }
+        if *key == "__metadata__" {
+            return Err(Error::InvalidArgument(
+                "\"__metadata__\" is reserved in safetensors files".into(),
+            ));
+        }
+        let dtype = safetensors_dtype(view.dtype())
+            .map_err(|e| Error::InvalidArgument(format!("tensor {key:?}: cannot be saved: {e}")))?;
+        entries.push((
+            *key,
+            Entry {
+                dtype,
+                shape: view.shape().to_vec(),
+                data: super::tfrecord::contiguous_le_bytes(view)?,
+            },
+        ));
+    }
+    ::safetensors::serialize_to_file(entries, None, path).map_err(|e| st_error(&name, e))
+}
+
+/// Load every tensor of a safetensors file, in the order of their data in the file.
+///
+/// The file is memory-mapped; tensors whose data is aligned for their dtype are
+/// zero-copy views of the mapping (`is_view()`), others are copies.
+pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    let io = |source| Error::Io {
+        path: name.clone(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len < 8 {
+        return Err(Error::Format {
+            path: name,
+            reason: format!(
+                "invalid safetensors file: {len} bytes, too short for the 8-byte header length"
+            ),
+        });
+    }
+    // SAFETY: a read-only mapping of a regular file, owned by the `Storage` below and
+    // so alive as long as any tensor over it. As with every file mapping (and with
+    // `safetensors.safe_open`, `np.load(mmap_mode="r")`), another process truncating
+    // the file while it is mapped is the one thing that stays unsafe; writers of
+    // safetensors files (this module, the `safetensors` crate) replace files by
+    // rename, which leaves existing mappings intact.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+
+    // Parse and validate the header (offsets cover the data exactly, sizes match
+    // shapes); gather what each tensor needs before the mapping moves into storage.
+    struct Member {
+        name: String,
+        dtype: DType,
+        shape: Vec<usize>,
+        start: usize,
+    }
+    let members = {
+        let (header_len, metadata) =
+            SafeTensors::read_metadata(&map).map_err(|e| st_error(&name, e))?;
+        let data_start = 8 + header_len;
+        let mut members = Vec::new();
+        for key in metadata.offset_keys() {
+            let info = metadata.info(&key).ok_or_else(|| Error::Format {
+                path: name.clone(),
+                reason: format!("tensor {key:?} is missing from the header"),
+            })?;
+            let dtype = dtype_from_safetensors(info.dtype).ok_or_else(|| Error::Format {
+                path: name.clone(),
+                reason: format!(
+                    "tensor {key:?} has dtype {:?}, which tensorbridge does not support",
+                    info.dtype
+                ),
+            })?;
+            members.push(Member {
+                name: key,
+                dtype,
+                shape: info.shape.clone(),
+                start: data_start + info.data_offsets.0,
+            });
+        }
+        members
+    };
+
+    let storage = Arc::new(Storage::from_mmap(map));
+    let base = storage.as_ptr() as usize;
+    let mut out = Vec::with_capacity(members.len());
+    for m in members {
+        let strides = contiguous_strides(&m.shape, m.dtype.size());
+        let view = TensorView::new(
+            storage.as_slice(),
+            m.dtype,
+            m.shape.clone(),
+            strides.clone(),
+            m.start,
+            ByteOrder::Little,
+        )
+        .map_err(|e| Error::Format {
+            path: name.clone(),
+            reason: format!("tensor {:?}: {e}", m.name),
+        })?;
+        #[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the MSRV
+        let aligned = (base + m.start) % m.dtype.alignment() == 0;
+        // A bool byte other than 0/1 would break the dtype's invariant: copy and fix.
+        let odd_bools = m.dtype == DType::Bool
+            && view
+                .contiguous_bytes()
+                .is_some_and(|b| b.iter().any(|&x| x > 1));
+        let tensor = if cfg!(target_endian = "little") && aligned && !odd_bools {
+            Tensor::from_storage(storage.clone(), m.dtype, m.shape, strides, m.start, true)?
+        } else if odd_bools {
+            let fixed: Vec<u8> = view
+                .contiguous_bytes()
+                .unwrap_or(&[])
+                .iter()
+                .map(|&x| u8::from(x != 0))
+                .collect();
+            Tensor::copy_of(&TensorView::contiguous(&fixed, DType::Bool, &m.shape)?)?
+        } else {
+            Tensor::copy_of(&view)?
+        };
+        out.push((m.name, tensor));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{bf16, f16, Complex};
+
+    #[test]
+    fn round_trip_every_dtype_zero_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let b = [1u8, 0, 1];
+        let i8s = [-1i8, 2, -3];
+        let i64s = [i64::MIN, 0, i64::MAX];
+        let u16s = [1u16, 65535, 7];
+        let f16s = [f16::from_f32(0.5), f16::NAN, f16::INFINITY];
+        let bf = [bf16::from_f32(-2.0), bf16::ONE, bf16::ZERO];
+        let f64s = [1.5f64, -0.0, f64::MAX];
+        let c64 = [Complex::new(1f32, -2.0), Complex::new(0.0, 3.0)];
+        let views = vec![
+            ("b", TensorView::contiguous(&b, DType::Bool, &[3]).unwrap()),
+            ("i8", TensorView::from_slice(&i8s, &[3]).unwrap()),
+            ("i64", TensorView::from_slice(&i64s, &[1, 3]).unwrap()),
+            ("u16", TensorView::from_slice(&u16s, &[3]).unwrap()),
+            ("f16", TensorView::from_slice(&f16s, &[3]).unwrap()),
+            ("bf", TensorView::from_slice(&bf, &[3, 1]).unwrap()),
+            ("f64", TensorView::from_slice(&f64s, &[3]).unwrap()),
+            ("c64", TensorView::from_slice(&c64, &[2]).unwrap()),
+            (
+                "empty",
+                TensorView::from_slice::<f32>(&[], &[0, 4]).unwrap(),
+            ),
+            ("scalar", TensorView::from_slice(&[7u32], &[]).unwrap()),
+        ];
+        save_safetensors(&path, &views).unwrap();
+        let loaded = load_safetensors(&path).unwrap();
+        assert_eq!(loaded.len(), views.len());
+        for (name, view) in &views {
+            let (_, t) = loaded.iter().find(|(n, _)| n == name).unwrap();
+            assert_eq!(t.dtype(), view.dtype(), "{name}");
+            assert_eq!(t.shape(), view.shape(), "{name}");
+            assert_eq!(
+                t.as_bytes().unwrap(),
+                view.contiguous_bytes().unwrap(),
+                "{name}"
+            );
+            assert!(t.is_view() && t.storage().is_mapped_file(), "{name}");
+        }
+        // The tensors outlive the file's removal (the mapping stays).
+        drop(dir);
+        let (_, b) = loaded.iter().find(|(n, _)| n == "b").unwrap();
+        assert_eq!(b.as_bytes().unwrap(), &[1, 0, 1]);
+    }
+
+    #[test]
+    fn refusals_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.safetensors");
+        let c = [Complex::new(1f64, 2.0)];
+        let v = TensorView::from_slice(&c, &[1]).unwrap();
+        let err = save_safetensors(&path, &[("z", v)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("complex128") && err.contains("\"z\""), "{err}");
+        let a = TensorView::from_slice(&[1i32], &[1]).unwrap();
+        assert!(save_safetensors(&path, &[("a", a.clone()), ("a", a.clone())]).is_err());
+        assert!(!path.exists());
+
+        // Hostile files: too short, header length past the end, bad JSON, bad offsets.
+        for bytes in [
+            b"1234".to_vec(),
+            u64::MAX.to_le_bytes().to_vec(),
+            [&8u64.to_le_bytes()[..], b"not json"].concat(),
+            [
+                &56u64.to_le_bytes()[..],
+                br#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+                &[0u8; 4][..],
+            ]
+            .concat(),
+            [
+                &64u64.to_le_bytes()[..],
+                br#"{"a":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}    "#,
+                &[0u8; 2][..],
+            ]
+            .concat(),
+        ] {
+            std::fs::write(&path, &bytes).unwrap();
+            let err = load_safetensors(&path).unwrap_err();
+            assert!(matches!(err, Error::Format { .. }), "{err}");
+            assert!(err.to_string().contains("x.safetensors"), "{err}");
+        }
+        assert!(matches!(
+            load_safetensors(dir.path().join("missing")),
+            Err(Error::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn misaligned_member_is_copied() {
+        // Hand-made file: a u8 member of 3 bytes first, then an f32 at data offset 3.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.safetensors");
+        let header = br#"{"a":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},"b":{"dtype":"F32","shape":[1],"data_offsets":[3,7]}}"#;
+        let mut header = header.to_vec();
+        header.resize(header.len().div_ceil(8) * 8, b' ');
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(&[1, 2, 3]);
+        bytes.extend_from_slice(&2.5f32.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let loaded = load_safetensors(&path).unwrap();
+        assert_eq!(loaded[0].0, "a");
+        assert!(loaded[0].1.is_view());
+        assert_eq!(loaded[1].0, "b");
+        assert!(!loaded[1].1.is_view());
+        assert_eq!(loaded[1].1.to_vec::<f32>().unwrap(), vec![2.5]);
+    }
+}
