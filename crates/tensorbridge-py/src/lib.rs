@@ -228,22 +228,9 @@ impl Borrowed {
 }
 
 fn extent(shape: &[usize], strides: &[isize], itemsize: usize) -> PyResult<(i128, i128)> {
-    if shape.contains(&0) {
-        return Ok((0, 0));
-    }
-    let (mut lo, mut hi) = (0i128, itemsize as i128);
-    for (&n, &s) in shape.iter().zip(strides) {
-        let span = (n as i128 - 1) * s as i128;
-        if span < 0 {
-            lo += span
-        } else {
-            hi += span
-        }
-    }
+    let (lo, hi) = tensorbridge::view::byte_extent(shape, strides, 0, itemsize).or_py()?;
     if hi - lo > isize::MAX as i128 {
-        return Err(PyValueError::new_err(
-            "array spans more memory than can exist",
-        ));
+        return Err(PyValueError::new_err("array spans more memory than can exist"));
     }
     Ok((lo, hi))
 }

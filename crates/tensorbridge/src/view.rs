@@ -58,7 +58,7 @@ pub fn checked_numel(shape: &[usize]) -> Result<usize> {
 
 /// The byte range `[lo, hi)` touched by a strided layout starting at `offset`, or an
 /// error when it overflows. Empty layouts touch nothing (`lo == hi == offset`).
-pub(crate) fn byte_extent(
+pub fn byte_extent(
     shape: &[usize],
     strides: &[isize],
     offset: usize,

@@ -802,3 +802,44 @@ fn paths_in_errors() {
         .to_string();
     assert!(e.starts_with("/no/such/file.npz"), "{e}");
 }
+
+/// Every file of the fuzz seed corpora (and of the directories in `TB_EXTRA_CORPUS`,
+/// `:`-separated, such as a fuzzing run's output) through the fuzz targets' entry
+/// points: errors are fine, panics are not.
+#[test]
+fn fuzz_corpora_never_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let mut dirs = vec![root.join("npy_header"), root.join("npz_open")];
+    if let Ok(extra) = std::env::var("TB_EXTRA_CORPUS") {
+        dirs.extend(extra.split(':').map(std::path::PathBuf::from));
+    }
+    let mut n = 0;
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            n += 1;
+            let _ = NpyHeader::parse(&bytes, "c");
+            for o in [
+                LoadOptions::default(),
+                LoadOptions {
+                    dtype: Some(DType::BFloat16),
+                    ..Default::default()
+                },
+            ] {
+                let _ = npy::from_bytes(&bytes, "c", &o);
+            }
+            if let Ok(z) = NpzArchive::from_bytes(&bytes, "c") {
+                let names: Vec<String> = z.names().map(String::from).collect();
+                for name in &names {
+                    let _ = z.header(name);
+                    let _ = z.load(name, &LoadOptions::default());
+                    let _ = z.load(name, &opts(Some(false)));
+                }
+            }
+        }
+    }
+    assert!(n >= 10, "seed corpus missing ({n} files)");
+}
