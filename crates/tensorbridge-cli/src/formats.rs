@@ -4,14 +4,19 @@
 //! Adding a format (`.safetensors`, `.tfrecord`, ...) means adding a [`Format`]
 //! variant, its extension in [`Format::of`], and an [`Input`] and/or [`Output`]
 //! implementation returned by [`open_input`] / [`create_output`].
+//!
+//! `.npy`/`.npz` stream in bounded memory; `.safetensors` and `.tfrecord` do not:
+//! an input is loaded whole (a safetensors file memory-mapped) and an output holds
+//! every array in memory until it is written at commit.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tensorbridge::format::npy::{self, NpyHeader, NpyReader, NpyWriter};
 use tensorbridge::format::npz::{NpzArchive, NpzWriter};
-use tensorbridge::format::AtomicFile;
-use tensorbridge::{ByteOrder, DType, Error};
+use tensorbridge::format::{safetensors, tfrecord, AtomicFile};
+use tensorbridge::view::contiguous_strides;
+use tensorbridge::{ByteOrder, DType, Error, Tensor, TensorView};
 
 use crate::CliError;
 
@@ -22,6 +27,22 @@ pub enum Format {
     Npy,
     /// NumPy `.npz`: a zip archive of named arrays.
     Npz,
+    /// Hugging Face `.safetensors`: named arrays.
+    Safetensors,
+    /// TFRecord of `tf.train.Example`s: record `i` holds row `i` of every array.
+    Tfrecord,
+}
+
+/// How to read or write a file, beyond its extension.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Deflate `.npz` members.
+    pub compress: bool,
+    /// `.tfrecord`: how many shard files (`out-00000-of-00004.tfrecord`, ...); 1 (or
+    /// 0) for the file itself.
+    pub shards: usize,
+    /// `.tfrecord`: gzip-compressed files.
+    pub gzip: bool,
 }
 
 impl Format {
@@ -34,9 +55,11 @@ impl Format {
         match ext.as_deref() {
             Some("npy") => Ok(Format::Npy),
             Some("npz") => Ok(Format::Npz),
+            Some("safetensors") => Ok(Format::Safetensors),
+            Some("tfrecord") => Ok(Format::Tfrecord),
             _ => Err(CliError::new(
                 path,
-                "unknown file type (expected a .npy or .npz extension)",
+                "unknown file type (expected a .npy, .npz, .safetensors or .tfrecord extension)",
             )),
         }
     }
@@ -45,7 +68,7 @@ impl Format {
     pub fn arrays_per_file(self) -> Option<usize> {
         match self {
             Format::Npy => Some(1),
-            Format::Npz => None,
+            Format::Npz | Format::Safetensors | Format::Tfrecord => None,
         }
     }
 
@@ -54,6 +77,8 @@ impl Format {
         match self {
             Format::Npy => "npy",
             Format::Npz => "npz",
+            Format::Safetensors => "safetensors",
+            Format::Tfrecord => "tfrecord",
         }
     }
 }
@@ -61,7 +86,7 @@ impl Format {
 /// What `inspect` shows of one array, and what `convert` needs to stream it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ArrayInfo {
-    /// The array's name (an `.npz` member name; the file stem for an `.npy`).
+    /// The array's name (a member, tensor or feature name; the file stem for an `.npy`).
     pub name: String,
     /// The element type's name (`"float32"`), or the raw descr when it has none (`"V2"`).
     pub dtype: String,
@@ -85,7 +110,7 @@ pub struct ArrayInfo {
     /// The parsed header (not shown as such).
     #[serde(skip)]
     pub header: NpyHeader,
-    /// How errors name the array: `file` or `archive:member`.
+    /// How errors name the array: `file` or `file:name`.
     #[serde(skip)]
     pub label: String,
 }
@@ -153,8 +178,9 @@ pub trait Output {
     fn commit(self: Box<Self>) -> Result<(), Error>;
 }
 
-/// Open `path` for reading, as its extension says.
-pub fn open_input(path: &Path) -> Result<Box<dyn Input>, CliError> {
+/// Open `path` for reading, as its extension says (a `.tfrecord` input is read as
+/// `opts.shards` shards, gzipped if `opts.gzip`).
+pub fn open_input(path: &Path, opts: Options) -> Result<Box<dyn Input>, CliError> {
     let fmt = Format::of(path)?;
     let label = |e: Error| CliError::from_error(e, path);
     Ok(match fmt {
@@ -175,23 +201,41 @@ pub fn open_input(path: &Path) -> Result<Box<dyn Input>, CliError> {
             })
         }
         Format::Npz => Box::new(NpzInput(NpzArchive::open(path).map_err(label)?)),
+        Format::Safetensors => Box::new(LoadedInput::new(
+            path,
+            safetensors::load_safetensors(path).map_err(label)?,
+        )?),
+        Format::Tfrecord => {
+            let paths = tfrecord::shard_paths(path, opts.shards.max(1)).map_err(label)?;
+            Box::new(LoadedInput::new(
+                path,
+                tfrecord::read_tfrecord_stacked(&paths, opts.gzip).map_err(label)?,
+            )?)
+        }
     })
 }
 
-/// Create `path` for writing, as its extension says (a temporary file until commit).
-pub fn create_output(path: &Path, compress: bool) -> Result<Box<dyn Output>, CliError> {
+/// Create `path` for writing, as its extension says (nothing appears under its name
+/// until commit).
+pub fn create_output(path: &Path, opts: Options) -> Result<Box<dyn Output>, CliError> {
     let fmt = Format::of(path)?;
     let label = |e: Error| CliError::from_error(e, path);
-    let file = AtomicFile::create(path).map_err(label)?;
+    let file = || AtomicFile::create(path).map_err(label);
     Ok(match fmt {
         Format::Npy => Box::new(NpyOutput {
-            file: Some(file),
+            file: Some(file()?),
             writer: None,
             name: path.display().to_string(),
         }),
         Format::Npz => Box::new(NpzOutput {
-            writer: NpzWriter::new(file, compress),
+            writer: NpzWriter::new(file()?, opts.compress),
             name: path.display().to_string(),
+        }),
+        Format::Safetensors | Format::Tfrecord => Box::new(CollectOutput {
+            path: path.to_path_buf(),
+            format: fmt,
+            opts,
+            arrays: Vec::new(),
         }),
     })
 }
@@ -201,7 +245,7 @@ pub fn inspect(path: &Path) -> Result<(Format, Vec<ArrayInfo>), CliError> {
     let fmt = Format::of(path)?;
     Ok((
         fmt,
-        open_input(path)?
+        open_input(path, Options::default())?
             .arrays()
             .map_err(|e| CliError::from_error(e, path))?,
     ))
@@ -330,6 +374,169 @@ impl Output for NpzOutput {
             .finish()
             .map_err(|e| relabel(e, &name))?
             .commit()
+    }
+}
+
+/// A file loaded whole (`.safetensors`, `.tfrecord`): C-contiguous tensors.
+struct LoadedInput {
+    path: String,
+    tensors: Vec<(String, Tensor)>,
+}
+
+impl LoadedInput {
+    fn new(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<LoadedInput, CliError> {
+        let tensors = tensors
+            .into_iter()
+            .map(|(n, t)| Ok((n, t.to_contiguous()?)))
+            .collect::<Result<_, Error>>()
+            .map_err(|e| CliError::from_error(e, path))?;
+        Ok(LoadedInput {
+            path: path.display().to_string(),
+            tensors,
+        })
+    }
+}
+
+impl Input for LoadedInput {
+    fn arrays(&self) -> Result<Vec<ArrayInfo>, Error> {
+        self.tensors
+            .iter()
+            .map(|(name, t)| {
+                let label = format!("{}:{name}", self.path);
+                let header = NpyHeader::new(t.dtype(), t.shape(), false)?;
+                let mut info = ArrayInfo::from_header(name.clone(), label, header);
+                info.data_offset = None;
+                Ok(info)
+            })
+            .collect()
+    }
+    fn stream(&self, name: &str) -> Result<Box<dyn ElementStream + '_>, Error> {
+        let (_, t) = self
+            .tensors
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| Error::Format {
+                path: self.path.clone(),
+                reason: format!("no array named {name:?}"),
+            })?;
+        Ok(Box::new(SliceStream {
+            bytes: t.as_bytes().unwrap_or(&[]),
+            itemsize: t.dtype().size(),
+        }))
+    }
+}
+
+/// The elements of an in-memory array, a chunk at a time.
+struct SliceStream<'a> {
+    bytes: &'a [u8],
+    itemsize: usize,
+}
+
+impl ElementStream for SliceStream<'_> {
+    fn read_chunk<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], Error> {
+        let n = self
+            .bytes
+            .len()
+            .min(buf.len() / self.itemsize * self.itemsize);
+        if n == 0 && !self.bytes.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "a {}-byte buffer cannot hold one element",
+                buf.len()
+            )));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        buf[..n].copy_from_slice(head);
+        self.bytes = rest;
+        Ok(&buf[..n])
+    }
+}
+
+/// An array collected for a [`CollectOutput`].
+struct Collected {
+    name: String,
+    dtype: DType,
+    shape: Vec<usize>,
+    fortran: bool,
+    bytes: Vec<u8>,
+}
+
+/// A `.safetensors` or `.tfrecord` output: arrays gathered in memory, the file
+/// written (atomically, by the core writers) at commit.
+struct CollectOutput {
+    path: PathBuf,
+    format: Format,
+    opts: Options,
+    arrays: Vec<Collected>,
+}
+
+impl Output for CollectOutput {
+    fn begin(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        shape: &[usize],
+        fortran: bool,
+    ) -> Result<(), Error> {
+        if self.format == Format::Safetensors {
+            // Fail before any data is read, not at commit.
+            safetensors::safetensors_dtype(dtype).map_err(|e| {
+                Error::InvalidArgument(format!("array {name:?} cannot be saved: {e}"))
+            })?;
+        }
+        let len = NpyHeader::new(dtype, shape, fortran)?.data_len();
+        self.arrays.push(Collected {
+            name: name.to_string(),
+            dtype,
+            shape: shape.to_vec(),
+            fortran,
+            bytes: Vec::with_capacity(len),
+        });
+        Ok(())
+    }
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.arrays
+            .last_mut()
+            .ok_or_else(|| Error::InvalidArgument("no array begun".into()))?
+            .bytes
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+    fn commit(self: Box<Self>) -> Result<(), Error> {
+        // Fortran-order data gets Fortran strides; the writers copy it to C order.
+        let views = self
+            .arrays
+            .iter()
+            .map(|a| {
+                let size = a.dtype.size();
+                let strides = if a.fortran {
+                    let rev: Vec<usize> = a.shape.iter().rev().copied().collect();
+                    let mut s = contiguous_strides(&rev, size);
+                    s.reverse();
+                    s
+                } else {
+                    contiguous_strides(&a.shape, size)
+                };
+                let view = TensorView::new(
+                    &a.bytes,
+                    a.dtype,
+                    a.shape.clone(),
+                    strides,
+                    0,
+                    ByteOrder::NATIVE,
+                )?;
+                Ok((a.name.as_str(), view))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        match self.format {
+            Format::Tfrecord => tfrecord::write_tfrecord(
+                &self.path,
+                &views,
+                self.opts.shards.max(1),
+                self.opts.gzip,
+            )
+            .map(drop),
+            _ => safetensors::save_safetensors(&self.path, &views),
+        }
     }
 }
 

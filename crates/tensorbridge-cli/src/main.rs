@@ -1,11 +1,13 @@
-//! `tensorbridge`: inspect and convert array files (`.npy`, `.npz`).
+//! `tensorbridge`: inspect and convert array files (`.npy`, `.npz`, `.safetensors`,
+//! `.tfrecord`).
 //!
 //! - `tensorbridge inspect FILE... [--json]`: name, dtype, shape, order and bytes of
 //!   every array (every `.npz` member, with its compression and stored size), read
 //!   from headers only.
 //! - `tensorbridge convert IN OUT [--dtype D] [--casting MODE]`: between formats (by
-//!   extension), streaming in bounded memory, with a progress bar on stderr for large
-//!   inputs.
+//!   extension), streaming in bounded memory between `.npy`/`.npz` (`.safetensors`
+//!   and `.tfrecord` are held in memory), with a progress bar on stderr for large
+//!   inputs. `--shards N` and `--gzip` apply to a `.tfrecord` input or output.
 //!
 //! On bad input the exit code is 1 and stderr gets one line naming the file and the
 //! reason; no output file is left behind.
@@ -20,9 +22,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tensorbridge::{cast_into, Casting, DType, Error, TensorView};
 
-use formats::{create_output, inspect, open_input, swapped, ArrayInfo};
+use formats::{create_output, inspect, open_input, swapped, ArrayInfo, Format, Options};
 
-/// Inspect and convert NumPy array files.
+/// Inspect and convert array files (.npy, .npz, .safetensors, .tfrecord).
 #[derive(Parser)]
 #[command(name = "tensorbridge", version, about)]
 struct Cli {
@@ -34,14 +36,14 @@ struct Cli {
 enum Command {
     /// Show every array's name, dtype, shape, order and size (headers only).
     Inspect {
-        /// `.npy` or `.npz` files.
+        /// `.npy`, `.npz`, `.safetensors` or (uncompressed, unsharded) `.tfrecord` files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Print one JSON document instead of a table.
         #[arg(long)]
         json: bool,
     },
-    /// Convert between .npy and .npz (by extension), streaming in bounded memory.
+    /// Convert between .npy, .npz, .safetensors and .tfrecord (by extension).
     Convert {
         /// Input file.
         input: PathBuf,
@@ -61,6 +63,12 @@ enum Command {
         /// Deflate the members of an .npz output (as np.savez_compressed).
         #[arg(long)]
         compress: bool,
+        /// .tfrecord only: write (or read) N shard files, out-00000-of-0000N.tfrecord ...
+        #[arg(long, value_name = "N")]
+        shards: Option<usize>,
+        /// .tfrecord only: gzip-compressed records (TensorFlow's "GZIP").
+        #[arg(long)]
+        gzip: bool,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -97,6 +105,8 @@ fn main() -> ExitCode {
             casting,
             member,
             compress,
+            shards,
+            gzip,
             quiet,
         } => run_convert(&ConvertArgs {
             input,
@@ -105,6 +115,8 @@ fn main() -> ExitCode {
             casting,
             member,
             compress,
+            shards,
+            gzip,
             quiet,
         }),
     };
@@ -184,7 +196,7 @@ fn table(reports: &[FileReport]) -> String {
     .map(String::from)];
     for r in reports {
         for a in &r.arrays {
-            let name = if r.format == "npz" {
+            let name = if r.format != "npy" {
                 format!("{}:{}", r.path, a.name)
             } else {
                 r.path.clone()
@@ -236,6 +248,8 @@ struct ConvertArgs {
     casting: String,
     member: Option<String>,
     compress: bool,
+    shards: Option<usize>,
+    gzip: bool,
     quiet: bool,
 }
 
@@ -260,9 +274,34 @@ fn convert(a: &ConvertArgs) -> Result<(), CliError> {
         .map(str::parse)
         .transpose()
         .map_err(|e| CliError(format!("--dtype: {e}")))?;
-    let out_fmt = formats::Format::of(out)?;
+    let in_fmt = Format::of(inp)?;
+    let out_fmt = Format::of(out)?;
+    if (a.shards.is_some() || a.gzip) && in_fmt != Format::Tfrecord && out_fmt != Format::Tfrecord {
+        let flag = if a.shards.is_some() {
+            "--shards"
+        } else {
+            "--gzip"
+        };
+        return Err(CliError(format!(
+            "{flag} applies only to a .tfrecord input or output, not .{} → .{}",
+            in_fmt.name(),
+            out_fmt.name()
+        )));
+    }
+    if a.shards == Some(0) {
+        return Err(CliError("--shards: must be at least 1".into()));
+    }
+    let opts = |fmt: Format| Options {
+        compress: a.compress,
+        shards: if fmt == Format::Tfrecord {
+            a.shards.unwrap_or(1)
+        } else {
+            1
+        },
+        gzip: a.gzip && fmt == Format::Tfrecord,
+    };
 
-    let input = open_input(inp)?;
+    let input = open_input(inp, opts(in_fmt))?;
     let in_err = |e: Error| CliError::from_error(e, inp);
     let mut arrays = input.arrays().map_err(in_err)?;
     if let Some(m) = &a.member {
@@ -308,7 +347,7 @@ fn convert(a: &ConvertArgs) -> Result<(), CliError> {
             ));
         }
     }
-    let mut output = create_output(out, a.compress)?;
+    let mut output = create_output(out, opts(out_fmt))?;
     let show = !a.quiet && total > PROGRESS_BYTES && std::io::stderr().is_terminal();
     let bar = if show {
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());

@@ -314,3 +314,130 @@ fn truncated_deflated_member_midway_leaves_no_output() {
     fails_with(&o, &["z.npz:x"]);
     assert_eq!(files_in(d), vec!["z.npz"]);
 }
+
+/// Arrays sharing leading dimension 3; `f` is stored in Fortran order.
+fn rows_npz(d: &Path) -> Vec<(&'static str, Tensor)> {
+    let arrays = vec![
+        ("a", arange(DType::Float32, &[3, 4])),
+        ("c", arange(DType::Int64, &[3])),
+        (
+            "f",
+            arange(DType::UInt16, &[5, 3]).permute(&[1, 0]).unwrap(),
+        ),
+    ];
+    let views: Vec<_> = arrays.iter().map(|(n, t)| (*n, t.view())).collect();
+    npz::save(d.join("rows.npz"), &views, false).unwrap();
+    assert!(
+        NpzArchive::open(d.join("rows.npz"))
+            .unwrap()
+            .header("f")
+            .unwrap()
+            .fortran_order
+    );
+    arrays
+}
+
+/// The arrays of `path`, in any order (safetensors orders tensors by alignment).
+fn check_npz(path: &Path, expected: &[(&str, Tensor)]) {
+    let z = NpzArchive::open(path).unwrap();
+    let mut names: Vec<_> = z.names().collect();
+    names.sort();
+    assert_eq!(names, expected.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+    for (n, t) in expected {
+        same(&z.load(n, &LoadOptions::default()).unwrap(), t);
+    }
+}
+
+#[test]
+fn npz_tfrecord_npz_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = rows_npz(d);
+
+    ok(&tb(&["convert", "rows.npz", "r.tfrecord"], d));
+    ok(&tb(&["convert", "r.tfrecord", "back.npz"], d));
+    check_npz(&d.join("back.npz"), &rows);
+
+    ok(&tb(
+        &[
+            "convert",
+            "rows.npz",
+            "s.tfrecord",
+            "--shards",
+            "2",
+            "--gzip",
+        ],
+        d,
+    ));
+    assert!(d.join("s-00000-of-00002.tfrecord").exists());
+    assert!(d.join("s-00001-of-00002.tfrecord").exists());
+    assert!(!d.join("s.tfrecord").exists());
+    ok(&tb(
+        &[
+            "convert",
+            "s.tfrecord",
+            "back2.npz",
+            "--shards",
+            "2",
+            "--gzip",
+        ],
+        d,
+    ));
+    check_npz(&d.join("back2.npz"), &rows);
+}
+
+#[test]
+fn tfrecord_needs_a_shared_leading_dimension() {
+    let (dir, _, _) = setup();
+    let d = dir.path();
+    // a is (3, 4), b is (5,).
+    let o = tb(&["convert", "ab.npz", "ab.tfrecord"], d);
+    fails_with(&o, &["ab.tfrecord", "leading dimension"]);
+    assert_eq!(files_in(d), ["a.npy", "ab.npz", "abz.npz"]);
+}
+
+#[test]
+fn npz_safetensors_npz_and_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = rows_npz(d);
+    ok(&tb(&["convert", "rows.npz", "r.safetensors"], d));
+    ok(&tb(&["convert", "r.safetensors", "back.npz"], d));
+    check_npz(&d.join("back.npz"), &rows);
+
+    let o = tb(&["inspect", "r.safetensors"], d);
+    ok(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains("r.safetensors:a") && out.contains("float32") && out.contains("(3, 4)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("r.safetensors:f") && out.contains("uint16") && out.contains("(3, 5)"),
+        "{out}"
+    );
+    let o = tb(&["inspect", "--json", "r.safetensors"], d);
+    ok(&o);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["files"][0]["format"], "safetensors");
+    assert_eq!(doc["files"][0]["arrays"].as_array().unwrap().len(), 3);
+
+    // safetensors has no complex128: refused before anything is written.
+    npy::save(d.join("z.npy"), &arange(DType::Complex128, &[2]).view()).unwrap();
+    let o = tb(&["convert", "z.npy", "z.safetensors"], d);
+    fails_with(&o, &["z.safetensors", "complex128"]);
+    assert!(!d.join("z.safetensors").exists());
+}
+
+#[test]
+fn shards_and_gzip_need_a_tfrecord() {
+    let (dir, _, _) = setup();
+    let d = dir.path();
+    let o = tb(&["convert", "ab.npz", "x.npz", "--gzip"], d);
+    fails_with(&o, &["--gzip", ".tfrecord"]);
+    let o = tb(&["convert", "ab.npz", "x.safetensors", "--shards", "2"], d);
+    fails_with(&o, &["--shards", ".tfrecord"]);
+    let o = tb(&["convert", "ab.npz", "x.tfrecord", "--shards", "0"], d);
+    fails_with(&o, &["--shards"]);
+    assert_eq!(files_in(d), ["a.npy", "ab.npz", "abz.npz"]);
+}
