@@ -29,6 +29,7 @@
 pub mod cast;
 pub mod data;
 mod display;
+pub mod dlpack;
 pub mod dtype;
 pub mod error;
 pub mod format;

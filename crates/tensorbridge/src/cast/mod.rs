@@ -211,8 +211,9 @@ fn run<S: Value, D: Dest>(src: &TensorView<'_>, dst: &mut [u8], saturate: bool) 
         saturate,
     };
     let big = n * std::mem::size_of::<S>().max(std::mem::size_of::<D>()) >= PARALLEL_BYTES;
-    let threads = rayon::current_num_threads();
-    if big && threads > 1 {
+    // Only large casts touch (and so start) the thread pool.
+    let threads = if big { rayon::current_num_threads() } else { 1 };
+    if threads > 1 {
         // A few chunks per thread balances load without much bookkeeping.
         let chunk = n.div_ceil(threads * 4).max(16 * 1024);
         dst.par_chunks_mut(chunk)
