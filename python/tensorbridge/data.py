@@ -187,6 +187,61 @@ class Dataset:
         return Dataset(_core._Dataset.from_tensor_slices([t for _, t in tensors]), _Struct(struct))
 
     @staticmethod
+    def from_files(paths_or_glob: Any, keys: Any = None, *, shuffle_files: bool = False,
+                   seed: Optional[int] = None, cycle_length: int = 1, block_length: int = 1,
+                   on_error: str = "raise") -> "Dataset":
+        """Elements are the rows (axis-0 slices) of many ``.npy`` files, or of chosen
+        members of ``.npz`` files, read lazily.
+
+        ``paths_or_glob``: a path, a glob pattern (``"shards/*.npy"``, expanded and
+        sorted), or a list of paths (kept in the given order). ``keys``: for ``.npz``
+        files, a member name (elements are single tensors) or a list/tuple of names
+        (elements are tuples); ``None`` for ``.npy`` files (or ``.npz`` files holding a
+        single array).
+
+        Only the headers are read here, so ``len(ds)`` is known; files whose row shape
+        or dtype disagree raise ``ValueError`` naming the file. While iterating, files
+        are opened in order (``shuffle_files=True``: a seeded new order each epoch),
+        ``cycle_length`` at a time and read round-robin ``block_length`` rows at a time
+        (tf.data's ``interleave`` order), each memory-mapped when opened and released
+        after its last row. A file missing, corrupt or changed mid-stream raises an
+        error naming it; ``on_error="skip"`` skips it with a ``RuntimeWarning``
+        instead (the cardinality then overstates the elements).
+        """
+        import glob as _glob
+        import os
+
+        if isinstance(paths_or_glob, (str, os.PathLike)):
+            p = os.fspath(paths_or_glob)
+            if _glob.has_magic(p):
+                paths = sorted(_glob.glob(p))
+                if not paths:
+                    raise FileNotFoundError(f"from_files: no files match {p!r}")
+            else:
+                paths = [p]
+        else:
+            paths = [os.fspath(x) for x in paths_or_glob]
+            if not paths:
+                raise ValueError("from_files: no files given")
+        if keys is None or isinstance(keys, str):
+            key_list = None if keys is None else [keys]
+            struct = _Struct()
+        else:
+            key_list = [str(k) for k in keys]
+            if not key_list:
+                raise ValueError("from_files: keys is empty")
+            struct = _Struct(("tuple", tuple(_LEAF for _ in key_list)))
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        if int(cycle_length) <= 0 or int(block_length) <= 0:
+            raise ValueError("cycle_length and block_length must be positive")
+        if seed is not None:
+            seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
+        ds = _core._Dataset.from_files(paths, key_list, bool(shuffle_files), seed,
+                                       int(cycle_length), int(block_length), on_error)
+        return Dataset(ds, struct)
+
+    @staticmethod
     def range(n: int) -> "Dataset":
         """The int64 scalars ``0 .. n-1``."""
         return Dataset(_core._Dataset.range(int(n)), _Struct())

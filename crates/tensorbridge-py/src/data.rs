@@ -14,7 +14,9 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use tensorbridge::data::{live_threads, Dataset, DatasetIter, MapFn, MapOps, Op};
+use tensorbridge::data::{
+    live_threads, take_warnings, Dataset, DatasetIter, FilesOptions, MapFn, MapOps, Op,
+};
 use tensorbridge::{Error, Tensor};
 
 use crate::{dtype_object, parse_casting, parse_dtype, to_py, OrPy, PyTensor};
@@ -49,6 +51,17 @@ fn unpark(e: Error) -> PyErr {
         );
     }
     to_py(e)
+}
+
+/// Emit the pipeline's recorded warnings (skipped files) as Python `RuntimeWarning`s.
+fn flush_warnings(py: Python<'_>) -> PyResult<()> {
+    for w in take_warnings() {
+        let msg = std::ffi::CString::new(w.replace('\0', " "))
+            .unwrap_or_else(|_| c"tensorbridge: a file was skipped".to_owned());
+        let cat = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
+        PyErr::warn(py, &cat, &msg, 1)?;
+    }
+    Ok(())
 }
 
 fn parse_op(obj: &Bound<'_, PyAny>) -> PyResult<Op> {
@@ -98,6 +111,43 @@ impl PyDataset {
             .map(|c| Ok(c.downcast::<PyTensor>()?.get().inner.clone()))
             .collect::<PyResult<Vec<Tensor>>>()?;
         Dataset::from_tensor_slices(tensors).map(wrap).or_py()
+    }
+
+    /// See `tensorbridge.data.Dataset.from_files`. Reads the headers with the GIL
+    /// released.
+    #[staticmethod]
+    #[pyo3(signature = (paths, keys=None, shuffle_files=false, seed=None, cycle_length=1, block_length=1, on_error="raise"))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_files(
+        py: Python<'_>,
+        paths: Vec<std::path::PathBuf>,
+        keys: Option<Vec<String>>,
+        shuffle_files: bool,
+        seed: Option<u64>,
+        cycle_length: usize,
+        block_length: usize,
+        on_error: &str,
+    ) -> PyResult<PyDataset> {
+        let skip_errors = match on_error {
+            "raise" => false,
+            "skip" => true,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "on_error must be 'raise' or 'skip', not {other:?}"
+                )))
+            }
+        };
+        let opts = FilesOptions {
+            keys,
+            shuffle_files,
+            seed,
+            cycle_length,
+            block_length,
+            skip_errors,
+        };
+        let r = py.allow_threads(|| Dataset::from_files(paths, opts));
+        flush_warnings(py)?;
+        r.map(wrap).or_py()
     }
 
     #[staticmethod]
@@ -255,6 +305,7 @@ impl PyDatasetIter {
             let mut g = self.it.lock().unwrap_or_else(|e| e.into_inner());
             g.as_mut().and_then(|it| it.next())
         });
+        flush_warnings(py)?;
         match r {
             None => Ok(None),
             Some(Ok(v)) => Ok(Some(

@@ -519,3 +519,235 @@ pub(crate) fn map_ops(item: Item, ops: &[MapOps]) -> Result<Item> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------- files
+
+/// What one source file holds, from its header(s) read when the dataset was made.
+#[derive(Clone, Debug)]
+pub(crate) struct FileEntry {
+    pub(crate) path: std::path::PathBuf,
+    /// Rows (the leading dimension shared by every chosen array).
+    pub(crate) rows: usize,
+}
+
+/// Where [`FileRows`] gets its arrays and how it checks them.
+#[derive(Clone, Debug)]
+pub(crate) struct FilesPlan {
+    /// `.npz` member names (one component each); `None`: the files are `.npy`.
+    pub(crate) keys: Option<Vec<String>>,
+    /// Per component: dtype and row shape, which every file must match.
+    pub(crate) spec: Vec<(DType, Vec<usize>)>,
+    pub(crate) skip_errors: bool,
+    pub(crate) cycle_length: usize,
+    pub(crate) block_length: usize,
+}
+
+static WARNINGS: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+
+/// Record a warning (a skipped file) for [`super::take_warnings`]; bounded.
+pub(crate) fn warn(msg: String) {
+    let mut q = WARNINGS.lock().unwrap_or_else(|e| e.into_inner());
+    if q.len() >= 1024 {
+        q.pop_front();
+    }
+    q.push_back(msg);
+}
+
+pub(crate) fn take_warnings() -> Vec<String> {
+    let mut q = WARNINGS.lock().unwrap_or_else(|e| e.into_inner());
+    q.drain(..).collect()
+}
+
+fn label(path: &std::path::Path) -> String {
+    path.display().to_string()
+}
+
+/// Load the chosen arrays of one file (memory-mapped where the bytes allow) and
+/// check them against the plan: dtype, row shape, and the row count its header had.
+pub(crate) fn open_file(entry: &FileEntry, plan: &FilesPlan) -> Result<Vec<Tensor>> {
+    use crate::format::npy::{self, LoadOptions};
+    use crate::format::npz::NpzArchive;
+    let name = label(&entry.path);
+    let load = |f: &dyn Fn(&LoadOptions) -> Result<Tensor>| -> Result<Tensor> {
+        // Map when the bytes can be used as they lie; else a converted copy.
+        let mapped = LoadOptions {
+            mmap: Some(true),
+            ..LoadOptions::default()
+        };
+        match f(&mapped) {
+            Ok(t) => Ok(t),
+            Err(Error::Format { .. }) => f(&LoadOptions {
+                mmap: Some(false),
+                ..LoadOptions::default()
+            }),
+            Err(e) => Err(e),
+        }
+    };
+    let tensors = match &plan.keys {
+        None => vec![load(&|o| npy::load(&entry.path, o))?],
+        Some(keys) => {
+            let archive = NpzArchive::open(&entry.path)?;
+            keys.iter()
+                .map(|k| load(&|o| archive.load(k, o)))
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
+    for (i, (t, (dtype, row))) in tensors.iter().zip(&plan.spec).enumerate() {
+        let what = match &plan.keys {
+            Some(k) => format!("{name}:{}", k[i]),
+            None => name.clone(),
+        };
+        let ok_shape = t.shape().first() == Some(&entry.rows) && &t.shape()[1..] == row.as_slice();
+        if t.dtype() != *dtype || !ok_shape {
+            return Err(Error::Format {
+                path: what,
+                reason: format!(
+                    "changed since the dataset was made: it now holds shape {:?} ({}), expected {} rows of shape {row:?} ({dtype})",
+                    t.shape(),
+                    t.dtype(),
+                    entry.rows
+                ),
+            });
+        }
+    }
+    Ok(tensors)
+}
+
+/// One open file: its arrays and the next row to yield.
+struct OpenFile {
+    comps: Vec<Tensor>,
+    rows: usize,
+    next: usize,
+}
+
+/// The rows of many files, `cycle_length` open at once, read round-robin
+/// `block_length` rows at a time — `tf.data`'s `interleave` order (with
+/// `cycle_length == 1`, simply file after file).
+pub(crate) struct FileRows {
+    files: Vec<FileEntry>,
+    plan: Arc<FilesPlan>,
+    /// Copy each row out of its file (for stages that keep rows a long time, like a
+    /// shuffle buffer: a zero-copy row would keep its whole file mapped).
+    copy_rows: bool,
+    next_file: usize,
+    slots: Vec<Option<OpenFile>>,
+    num_open: usize,
+    cycle: usize,
+    block: usize,
+    failed: bool,
+}
+
+impl FileRows {
+    pub(crate) fn new(files: Vec<FileEntry>, plan: Arc<FilesPlan>, copy_rows: bool) -> FileRows {
+        let n = plan.cycle_length.max(1);
+        FileRows {
+            files,
+            plan,
+            copy_rows,
+            next_file: 0,
+            slots: (0..n).map(|_| None).collect(),
+            num_open: 0,
+            cycle: 0,
+            block: 0,
+            failed: false,
+        }
+    }
+
+    fn advance_cycle(&mut self) {
+        self.block = 0;
+        self.cycle = (self.cycle + 1) % self.slots.len();
+    }
+}
+
+impl Iterator for FileRows {
+    type Item = Result<Item>;
+    fn next(&mut self) -> Option<Result<Item>> {
+        if self.failed {
+            return None;
+        }
+        let end_of_input = |s: &Self| s.next_file >= s.files.len();
+        while !end_of_input(self) || self.num_open > 0 {
+            let c = self.cycle;
+            let copy = self.copy_rows;
+            if let Some(f) = &mut self.slots[c] {
+                if f.next < f.rows {
+                    let i = f.next;
+                    f.next += 1;
+                    let r = file_row(f, i, copy);
+                    self.block += 1;
+                    if self.block >= self.plan.block_length.max(1) {
+                        self.advance_cycle();
+                    }
+                    if r.is_err() {
+                        self.failed = true;
+                    }
+                    return Some(r);
+                }
+                // This file is done: unmap it (rows already yielded keep what they use).
+                self.slots[c] = None;
+                self.num_open -= 1;
+                self.advance_cycle();
+            } else if !end_of_input(self) {
+                let entry = &self.files[self.next_file];
+                self.next_file += 1;
+                match open_file(entry, &self.plan) {
+                    Ok(comps) => {
+                        self.slots[c] = Some(OpenFile {
+                            comps,
+                            rows: entry.rows,
+                            next: 0,
+                        });
+                        self.num_open += 1;
+                    }
+                    Err(e) if self.plan.skip_errors => {
+                        warn(format!("skipping {}: {e}", label(&entry.path)));
+                    }
+                    Err(e) => {
+                        self.failed = true;
+                        return Some(Err(name_file(e, &entry.path)));
+                    }
+                }
+            } else {
+                self.advance_cycle();
+            }
+        }
+        None
+    }
+}
+
+fn file_row(f: &OpenFile, i: usize, copy: bool) -> Result<Item> {
+    f.comps
+        .iter()
+        .map(|t| {
+            let r = t.index(&[crate::tensor::Index::At(i as isize)])?;
+            Ok(Comp::Ready(if copy { copy_row(&r)? } else { r }))
+        })
+        .collect()
+}
+
+/// An owned copy of a row: one `memcpy` when it is contiguous.
+fn copy_row(r: &Tensor) -> Result<Tensor> {
+    match r.as_bytes() {
+        // SAFETY: `copy_from_slice` writes every byte of the buffer (same length).
+        Some(src) if r.is_contiguous() => unsafe {
+            Tensor::build_overwrite(r.dtype(), r.shape(), |dst| {
+                dst.copy_from_slice(src);
+                Ok(())
+            })
+        },
+        _ => r.deep_copy(),
+    }
+}
+
+/// Make sure an error says which file it is about.
+pub(crate) fn name_file(e: Error, path: &std::path::Path) -> Error {
+    let name = label(path);
+    if e.to_string().contains(&name) {
+        e
+    } else {
+        Error::Format {
+            path: name,
+            reason: e.to_string(),
+        }
+    }
+}

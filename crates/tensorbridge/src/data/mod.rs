@@ -29,7 +29,14 @@
 //!
 //! # What was chosen
 //! - **Sources**: [`Dataset::from_tensor_slices`] yields zero-copy views (axis-0
-//!   slices) of its tensors; [`Dataset::range`] yields int64 scalars.
+//!   slices) of its tensors; [`Dataset::range`] yields int64 scalars;
+//!   [`Dataset::from_files`] yields the rows of many `.npy` files (or chosen `.npz`
+//!   members), headers read up front (known cardinality, mismatches named), at most
+//!   `cycle_length` files mapped at once, in file order, a seeded file shuffle, or
+//!   `tf.data`'s interleave order. Its rows are zero-copy views of the mapping,
+//!   except under a stage that buffers many elements (a shuffle, a deep prefetch):
+//!   there each row is copied out on a reader thread, so the buffer holds rows, not
+//!   whole mapped files — memory stays bounded by the buffers asked for.
 //! - **Built-in ops fuse.** [`Dataset::map_ops`] ([`Op::Cast`], [`Op::Scale`],
 //!   [`Op::Reshape`], per component or for all) moves no data when it is reached:
 //!   consecutive built-in maps are planned into one chain per component, and the
@@ -72,9 +79,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use exec::live_threads;
+
+/// Warnings recorded since the last call (files skipped under
+/// [`FilesOptions::skip_errors`]), oldest first; the queue is process-wide.
+pub fn take_warnings() -> Vec<String> {
+    exec::take_warnings()
+}
 pub use ops::{MapOps, Op};
 
-use exec::{Comp, It, Item};
+use std::path::PathBuf;
+
+use exec::{Comp, FileEntry, FileRows, FilesPlan, It, Item};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -108,7 +123,45 @@ impl Cardinality {
 /// Static facts about one component: dtype and shape (`None` = unknown dimension).
 pub type ComponentSpec = (DType, Vec<Option<usize>>);
 
+/// Options of [`Dataset::from_files`].
+#[derive(Clone, Debug)]
+pub struct FilesOptions {
+    /// `.npz` member names, one component each. `None`: the files are `.npy` (or
+    /// `.npz` archives of exactly one member, which is used).
+    pub keys: Option<Vec<String>>,
+    /// Shuffle the file order (a new order each epoch).
+    pub shuffle_files: bool,
+    /// Seed of the file-order shuffle (`None`: random).
+    pub seed: Option<u64>,
+    /// Files open and read round-robin at once (`tf.data` `interleave`); at least 1.
+    pub cycle_length: usize,
+    /// Consecutive rows taken from one file before moving to the next open one.
+    pub block_length: usize,
+    /// Skip (with a warning, see [`take_warnings`]) files that are missing, corrupt
+    /// or disagree with the others, instead of failing.
+    pub skip_errors: bool,
+}
+
+impl Default for FilesOptions {
+    fn default() -> Self {
+        FilesOptions {
+            keys: None,
+            shuffle_files: false,
+            seed: None,
+            cycle_length: 1,
+            block_length: 1,
+            skip_errors: false,
+        }
+    }
+}
+
 enum Node {
+    Files {
+        files: Arc<Vec<FileEntry>>,
+        plan: Arc<FilesPlan>,
+        shuffle_seed: Option<u64>,
+        epoch: AtomicU64,
+    },
     Slices {
         comps: Vec<Tensor>,
         len: usize,
@@ -207,6 +260,152 @@ impl Dataset {
             }
         }
         Ok(Self::wrap(Node::Slices { comps, len }))
+    }
+
+    /// The rows (axis-0 slices) of the arrays in many `.npy` files, or of chosen
+    /// members of `.npz` files (one component per key), file after file.
+    ///
+    /// Only the headers are read here (so the cardinality is known); every file
+    /// must hold arrays of the same dtype and row shape, and the keys of one file
+    /// the same number of rows, else an error names the file. While iterating, at
+    /// most `cycle_length` files are open, each memory-mapped when opened (`.npz`
+    /// members: stored members are mapped, deflated ones decompressed) and unmapped
+    /// when its last row has been read. A file that has gone missing, is corrupt or
+    /// has changed fails the iteration with an error naming it, unless
+    /// `skip_errors`. Rows are zero-copy views of the mapping unless a stage keeps
+    /// rows for long (a shuffle buffer), in which case each row is copied out so the
+    /// buffer does not keep whole files mapped.
+    pub fn from_files(paths: Vec<PathBuf>, opts: FilesOptions) -> Result<Dataset> {
+        use crate::format::{npy, npz::NpzArchive};
+        use rayon::prelude::*;
+        if paths.is_empty() {
+            return Err(Error::InvalidArgument("from_files: no files given".into()));
+        }
+        if opts.cycle_length == 0 || opts.block_length == 0 {
+            return Err(Error::InvalidArgument(
+                "from_files: cycle_length and block_length must be positive".into(),
+            ));
+        }
+        let mut keys = opts.keys.clone();
+        if let Some(k) = &keys {
+            if k.is_empty() {
+                return Err(Error::InvalidArgument("from_files: keys is empty".into()));
+            }
+        } else if paths[0].extension().is_some_and(|e| e == "npz") {
+            let a = NpzArchive::open(&paths[0])?;
+            let names: Vec<String> = a.names().map(String::from).collect();
+            if names.len() != 1 {
+                return Err(Error::InvalidArgument(format!(
+                    "from_files: {} holds {} arrays {names:?}; choose them with keys=",
+                    paths[0].display(),
+                    names.len()
+                )));
+            }
+            keys = Some(names);
+        }
+        // Per file: per component (dtype, full shape).
+        type Heads = Vec<(DType, Vec<usize>)>;
+        let read = |p: &PathBuf| -> Result<Heads> {
+            let name = p.display().to_string();
+            let heads: Vec<(npy::NpyHeader, String)> = match &keys {
+                None => vec![(npy::read_header(p)?, name.clone())],
+                Some(keys) => {
+                    let a = NpzArchive::open(p)?;
+                    keys.iter()
+                        .map(|k| Ok((a.header(k)?, format!("{name}:{k}"))))
+                        .collect::<Result<_>>()?
+                }
+            };
+            heads
+                .into_iter()
+                .map(|(h, what)| {
+                    let d = h.resolve_dtype(None, &what)?;
+                    if h.shape.is_empty() {
+                        return Err(Error::Format {
+                            path: what,
+                            reason: "holds a 0-d array; from_files needs arrays with rows (at least one dimension)".into(),
+                        });
+                    }
+                    Ok((d, h.shape))
+                })
+                .collect()
+        };
+        let heads: Vec<Result<Heads>> = paths.par_iter().map(read).collect();
+        let mut files = Vec::with_capacity(paths.len());
+        let mut spec: Option<(Heads, usize)> = None;
+        let describe = |h: &Heads| {
+            h.iter()
+                .map(|(d, s)| format!("rows of shape {:?} ({d})", &s[1..]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (i, (p, h)) in paths.iter().zip(heads).enumerate() {
+            let checked = h.map_err(|e| exec::name_file(e, p)).and_then(|h| {
+                let rows = h[0].1[0];
+                if let Some((j, k)) = h.iter().enumerate().find(|(_, (_, s))| s[0] != rows) {
+                    return Err(Error::Format {
+                        path: p.display().to_string(),
+                        reason: format!(
+                            "the arrays have different numbers of rows: {} has {rows} and {} has {}",
+                            keys.as_ref().map_or("", |k| &k[0]),
+                            keys.as_ref().map_or("", |k| &k[j]),
+                            k.1[0]
+                        ),
+                    });
+                }
+                let row_spec: Vec<(DType, Vec<usize>)> =
+                    h.iter().map(|(d, s)| (*d, s[1..].to_vec())).collect();
+                match &spec {
+                    Some((want, first)) if *want != row_spec => Err(Error::Format {
+                        path: p.display().to_string(),
+                        reason: format!(
+                            "holds {}, but {} holds {}",
+                            describe(&h),
+                            paths[*first].display(),
+                            want.iter()
+                                .map(|(d, s)| format!("rows of shape {s:?} ({d})"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    }),
+                    _ => Ok((rows, row_spec)),
+                }
+            });
+            match checked {
+                Ok((rows, row_spec)) => {
+                    if spec.is_none() {
+                        spec = Some((row_spec, i));
+                    }
+                    files.push(FileEntry {
+                        path: p.clone(),
+                        rows,
+                    });
+                }
+                Err(e) if opts.skip_errors => {
+                    exec::warn(format!("skipping {}: {e}", p.display()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (spec, _) = spec.ok_or_else(|| {
+            Error::InvalidArgument("from_files: none of the files could be read".into())
+        })?;
+        let shuffle_seed = opts.shuffle_files.then(|| {
+            opts.seed
+                .unwrap_or_else(|| RandomState::new().hash_one(std::time::SystemTime::now()))
+        });
+        Ok(Self::wrap(Node::Files {
+            files: Arc::new(files),
+            plan: Arc::new(FilesPlan {
+                keys,
+                spec,
+                skip_errors: opts.skip_errors,
+                cycle_length: opts.cycle_length,
+                block_length: opts.block_length,
+            }),
+            shuffle_seed,
+            epoch: AtomicU64::new(0),
+        }))
     }
 
     /// The int64 scalars `0, 1, ..., n - 1`.
@@ -324,6 +523,7 @@ impl Dataset {
     pub fn cardinality(&self) -> Cardinality {
         use Cardinality::*;
         match &*self.node {
+            Node::Files { files, .. } => Finite(files.iter().map(|f| f.rows as u64).sum()),
             Node::Slices { len, .. } => Finite(*len as u64),
             Node::Range { n } => Finite(*n),
             Node::MapOps { input, .. }
@@ -369,6 +569,12 @@ impl Dataset {
     /// Dtype and shape of each component, when known without running a function.
     pub fn element_spec(&self) -> Result<Option<Vec<ComponentSpec>>> {
         Ok(match &*self.node {
+            Node::Files { plan, .. } => Some(
+                plan.spec
+                    .iter()
+                    .map(|(d, s)| (*d, s.iter().map(|&x| Some(x)).collect()))
+                    .collect(),
+            ),
             Node::Slices { comps, .. } => Some(
                 comps
                     .iter()
@@ -422,7 +628,36 @@ impl Dataset {
     }
 
     fn build(&self) -> Result<It> {
+        self.build_in(false)
+    }
+
+    /// `keep`: a downstream stage holds elements for long (a shuffle buffer), so a
+    /// file source copies its rows rather than keeping whole files mapped.
+    fn build_in(&self, keep: bool) -> Result<It> {
         Ok(match &*self.node {
+            Node::Files {
+                files,
+                plan,
+                shuffle_seed,
+                epoch,
+            } => {
+                let mut order: Vec<FileEntry> = files.as_ref().clone();
+                if let Some(seed) = shuffle_seed {
+                    let e = epoch.fetch_add(1, Ordering::Relaxed);
+                    let mut rng = exec::SplitMix64::new(mix(*seed ^ 0x5EED_F11E_5EED_F11E, e));
+                    for i in (1..order.len()).rev() {
+                        order.swap(i, rng.below(i + 1));
+                    }
+                }
+                let rows = FileRows::new(order, plan.clone(), keep);
+                if keep {
+                    // Rows are copied out: do that (and the page faults of reading
+                    // the mapping) on a reader thread, ahead of the consumer.
+                    Box::new(exec::Prefetch::new(Box::new(rows), 256)?)
+                } else {
+                    Box::new(rows)
+                }
+            }
             Node::Slices { comps, len } => {
                 let comps = comps.clone();
                 Box::new((0..*len).map(move |i| {
@@ -439,12 +674,12 @@ impl Dataset {
                 let ops = ops.clone();
                 Box::new(
                     input
-                        .build()?
+                        .build_in(keep)?
                         .map(move |r| r.and_then(|item| exec::map_ops(item, &ops))),
                 )
             }
             Node::MapFn { input, f, parallel } => {
-                let up = input.build()?;
+                let up = input.build_in(keep)?;
                 if *parallel <= 1 {
                     let f = f.clone();
                     Box::new(up.map(move |r| r.and_then(|item| exec::apply_fn(&f, item))))
@@ -464,33 +699,40 @@ impl Dataset {
                 } else {
                     0
                 };
-                Box::new(exec::Shuffle::new(input.build()?, *buffer, mix(*seed, e)))
+                Box::new(exec::Shuffle::new(
+                    input.build_in(true)?,
+                    *buffer,
+                    mix(*seed, e),
+                ))
             }
             Node::Batch {
                 input,
                 size,
                 drop_remainder,
             } => Box::new(exec::Batch {
-                upstream: input.build()?,
+                upstream: input.build_in(false)?,
                 size: *size,
                 drop_remainder: *drop_remainder,
                 done: false,
                 recycler: exec::Recycler::new(4),
             }),
-            Node::Prefetch { input, n } => Box::new(exec::Prefetch::new(input.build()?, *n)?),
+            Node::Prefetch { input, n } => {
+                Box::new(exec::Prefetch::new(input.build_in(keep || *n > 64)?, *n)?)
+            }
             Node::Repeat { input, count } => Box::new(Repeat {
                 input: input.clone(),
+                keep,
                 current: None,
                 left: *count,
                 yielded: false,
             }),
             Node::Take { input, n } => match n {
-                None => input.build()?,
-                Some(n) => Box::new(input.build()?.take(*n as usize)),
+                None => input.build_in(keep)?,
+                Some(n) => Box::new(input.build_in(keep)?.take(*n as usize)),
             },
             Node::Skip { input, n } => match n {
                 None => {
-                    let mut up = input.build()?;
+                    let mut up = input.build_in(keep)?;
                     // Skip all: drain (errors still surface), yield nothing more.
                     Box::new(std::iter::from_fn(move || loop {
                         match up.next()? {
@@ -499,13 +741,13 @@ impl Dataset {
                         }
                     }))
                 }
-                Some(n) => Box::new(input.build()?.skip(*n as usize)),
+                Some(n) => Box::new(input.build_in(keep)?.skip(*n as usize)),
             },
             Node::Shard { input, num, index } => {
                 let (num, index) = (*num, *index);
                 Box::new(
                     input
-                        .build()?
+                        .build_in(keep)?
                         .enumerate()
                         .filter(move |(i, _)| *i as u64 % num == index)
                         .map(|(_, r)| r),
@@ -518,6 +760,7 @@ impl Dataset {
 /// Re-runs its input `left` more times (forever for `None`).
 struct Repeat {
     input: Dataset,
+    keep: bool,
     current: Option<It>,
     left: Option<u64>,
     yielded: bool,
@@ -547,7 +790,7 @@ impl Iterator for Repeat {
                 None => {}
             }
             self.yielded = false;
-            match self.input.build() {
+            match self.input.build_in(self.keep) {
                 Ok(it) => self.current = Some(it),
                 Err(e) => {
                     self.left = Some(0);
@@ -693,5 +936,51 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("component 1 has 3"), "{err}");
+    }
+
+    #[test]
+    fn from_files_reads_rows_in_order_interleaves_and_names_bad_files() {
+        use crate::format::npy;
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        for (i, n) in [3usize, 1, 2].iter().enumerate() {
+            let vals: Vec<i64> = (0..*n as i64 * 2).map(|v| 100 * i as i64 + v).collect();
+            let t = Tensor::from_slice(&vals, &[*n, 2]).unwrap();
+            let p = dir.path().join(format!("f{i}.npy"));
+            npy::save(&p, &t.view()).unwrap();
+            paths.push(p);
+        }
+        let firsts = |ds: &Dataset| -> Vec<i64> {
+            ds.iter()
+                .unwrap()
+                .map(|e| e.unwrap()[0].to_vec::<i64>().unwrap()[0])
+                .collect()
+        };
+        let ds = Dataset::from_files(paths.clone(), FilesOptions::default()).unwrap();
+        assert_eq!(ds.cardinality(), Cardinality::Finite(6));
+        assert_eq!(firsts(&ds), vec![0, 2, 4, 100, 200, 202]);
+        let opts = FilesOptions {
+            cycle_length: 2,
+            ..FilesOptions::default()
+        };
+        let il = Dataset::from_files(paths.clone(), opts).unwrap();
+        // tf.data interleave order: f0 f1 f0 (f1 ends) f0 f2 f2
+        assert_eq!(firsts(&il), vec![0, 100, 2, 4, 200, 202]);
+        assert_eq!(firsts(&ds.shuffle(4, Some(1), true)).len(), 6);
+        let bad = Tensor::from_slice(&[1.0f32, 2.0], &[1, 2]).unwrap();
+        npy::save(&paths[1], &bad.view()).unwrap();
+        let err = Dataset::from_files(paths.clone(), FilesOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("f1.npy") && err.contains("float32"), "{err}");
+        // Changed after the headers were read: an error naming the file, mid-stream.
+        let mut it = ds.iter().unwrap();
+        for _ in 0..3 {
+            it.next().unwrap().unwrap();
+        }
+        let err = it.next().unwrap().err().unwrap().to_string();
+        assert!(err.contains("f1.npy"), "{err}");
+        assert!(it.next().is_none());
     }
 }
