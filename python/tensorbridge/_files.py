@@ -36,9 +36,11 @@ def load(path: PathLike, *, mmap: Optional[bool] = None, dtype: Any = None) -> U
     that ``np.save`` wrote (NumPy stores them as 2-byte voids, ``'<V2'``).
     """
     target = None if dtype is None else _dtype(dtype)
-    if _is_zip(path):
+    path = os.fspath(path)
+    # Trust a .npy extension (sniffing costs an extra open per file); else sniff.
+    if not path.endswith(".npy") and _is_zip(path):
         return NpzFile(path, mmap=mmap, dtype=target)
-    return _core.load_npy(os.fspath(path), mmap, target)
+    return _core.load_npy(path, mmap, target)
 
 
 def save(path: PathLike, x: Any) -> None:
