@@ -230,7 +230,9 @@ impl Borrowed {
 fn extent(shape: &[usize], strides: &[isize], itemsize: usize) -> PyResult<(i128, i128)> {
     let (lo, hi) = tensorbridge::view::byte_extent(shape, strides, 0, itemsize).or_py()?;
     if hi - lo > isize::MAX as i128 {
-        return Err(PyValueError::new_err("array spans more memory than can exist"));
+        return Err(PyValueError::new_err(
+            "array spans more memory than can exist",
+        ));
     }
     Ok((lo, hi))
 }
