@@ -338,44 +338,7 @@ impl Tensor {
     /// Reshape to `shape` (one entry may be `-1`, inferred). A view when the tensor is
     /// C-contiguous, otherwise a copy.
     pub fn reshape(&self, shape: &[isize]) -> Result<Tensor> {
-        let n = self.len();
-        let mut known = 1usize;
-        let mut infer = None;
-        for (i, &d) in shape.iter().enumerate() {
-            match d {
-                -1 if infer.is_none() => infer = Some(i),
-                -1 => {
-                    return Err(Error::Shape(
-                        "can only specify one unknown dimension (-1)".into(),
-                    ))
-                }
-                d if d < 0 => {
-                    return Err(Error::Shape(format!(
-                        "negative dimension {d} in shape {shape:?}"
-                    )))
-                }
-                d => {
-                    known = known
-                        .checked_mul(d as usize)
-                        .ok_or_else(|| Error::Shape(format!("shape {shape:?} is too large")))?
-                }
-            }
-        }
-        let mut new: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-        if let Some(i) = infer {
-            if known == 0 || n % known != 0 {
-                return Err(Error::Shape(format!(
-                    "cannot reshape tensor of {n} elements (shape {:?}) into shape {shape:?}",
-                    self.shape
-                )));
-            }
-            new[i] = n / known;
-        } else if known != n {
-            return Err(Error::Shape(format!(
-                "cannot reshape tensor of {n} elements (shape {:?}) into shape {shape:?}",
-                self.shape
-            )));
-        }
+        let new = crate::view::resolve_reshape(&self.shape, shape)?;
         let base = self.to_contiguous()?;
         let strides = contiguous_strides(&new, self.dtype.size());
         let mut t = base.derived(new, strides, base.offset);

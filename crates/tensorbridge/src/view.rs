@@ -211,6 +211,47 @@ impl<'a> TensorView<'a> {
     }
 }
 
+/// The shape a reshape of `from` to `shape` gives: one entry of `shape` may be `-1`
+/// (inferred); the element count must stay the same.
+pub fn resolve_reshape(from: &[usize], shape: &[isize]) -> Result<Vec<usize>> {
+    let n = checked_numel(from)?;
+    let mut known = 1usize;
+    let mut infer = None;
+    for (i, &d) in shape.iter().enumerate() {
+        match d {
+            -1 if infer.is_none() => infer = Some(i),
+            -1 => {
+                return Err(Error::Shape(
+                    "can only specify one unknown dimension (-1)".into(),
+                ))
+            }
+            d if d < 0 => {
+                return Err(Error::Shape(format!(
+                    "negative dimension {d} in shape {shape:?}"
+                )))
+            }
+            d => {
+                known = known
+                    .checked_mul(d as usize)
+                    .ok_or_else(|| Error::Shape(format!("shape {shape:?} is too large")))?
+            }
+        }
+    }
+    let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+    let bad = || {
+        Error::Shape(format!(
+            "cannot reshape {n} elements (shape {from:?}) into shape {shape:?}"
+        ))
+    };
+    match infer {
+        Some(_) if known == 0 || n % known != 0 => return Err(bad()),
+        Some(i) => out[i] = n / known,
+        None if known != n => return Err(bad()),
+        None => {}
+    }
+    Ok(out)
+}
+
 /// Whether `strides` describe a C-contiguous layout of `shape`.
 pub fn is_c_contiguous(shape: &[usize], strides: &[isize], itemsize: usize) -> bool {
     if shape.contains(&0) {

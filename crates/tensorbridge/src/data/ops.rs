@@ -12,7 +12,7 @@ use crate::cast::cast_into;
 use crate::dtype::{Casting, DType, Kind};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use crate::view::{checked_numel, TensorView};
+use crate::view::TensorView;
 
 /// Elements per fused chunk (16 KiB of float32: stays in L1/L2 between steps).
 const CHUNK: usize = 4096;
@@ -70,50 +70,6 @@ pub(crate) enum Step {
     Scale(f64, f64),
 }
 
-/// Resolve `shape` (one `-1` allowed) against `n` elements.
-pub(crate) fn resolve_reshape(from: &[usize], shape: &[isize]) -> Result<Vec<usize>> {
-    let n = checked_numel(from)?;
-    let mut known = 1usize;
-    let mut infer = None;
-    for (i, &d) in shape.iter().enumerate() {
-        match d {
-            -1 if infer.is_none() => infer = Some(i),
-            -1 => {
-                return Err(Error::Shape(
-                    "can only specify one unknown dimension (-1)".into(),
-                ))
-            }
-            d if d < 0 => {
-                return Err(Error::Shape(format!(
-                    "negative dimension {d} in shape {shape:?}"
-                )))
-            }
-            d => {
-                known = known
-                    .checked_mul(d as usize)
-                    .ok_or_else(|| Error::Shape(format!("shape {shape:?} is too large")))?
-            }
-        }
-    }
-    let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-    let bad = || {
-        Error::Shape(format!(
-            "cannot reshape a component of shape {from:?} ({n} elements) into shape {shape:?}"
-        ))
-    };
-    match infer {
-        Some(i) => {
-            if known == 0 || n % known != 0 {
-                return Err(bad());
-            }
-            out[i] = n / known;
-        }
-        None if known != n => return Err(bad()),
-        None => {}
-    }
-    Ok(out)
-}
-
 /// The dtype after a scale of `d`.
 pub(crate) fn scaled_dtype(d: DType) -> Result<DType> {
     match d.kind() {
@@ -152,7 +108,7 @@ pub(crate) fn plan(
                 }
                 steps.push(Step::Scale(*mul, *add));
             }
-            Op::Reshape(s) => shape = resolve_reshape(&shape, s)?,
+            Op::Reshape(s) => shape = crate::view::resolve_reshape(&shape, s)?,
         }
     }
     Ok((dtype, shape))
@@ -175,7 +131,10 @@ pub(crate) fn plan_spec(
             Op::Reshape(s) => {
                 let known: Option<Vec<usize>> = shape.iter().copied().collect();
                 shape = match known {
-                    Some(k) => resolve_reshape(&k, s)?.into_iter().map(Some).collect(),
+                    Some(k) => crate::view::resolve_reshape(&k, s)?
+                        .into_iter()
+                        .map(Some)
+                        .collect(),
                     None => s.iter().map(|&d| (d >= 0).then_some(d as usize)).collect(),
                 };
             }
