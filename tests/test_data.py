@@ -234,3 +234,35 @@ def test_numpy_iterator_and_keras_fit():
     # A Python map function: spec from the first element
     pyds = Dataset.from_tensor_slices((x, y)).map(lambda a, b: (np.asarray(a) * 2, b)).batch(32)
     assert pyds.to_tensorflow().element_spec[0].shape.as_list() == [None, 8]
+
+
+def test_ctrl_c_stops_every_thread(tmp_path):
+    """SIGINT during iteration raises KeyboardInterrupt in the loop; leaving the loop
+    stops and joins every pipeline thread (checked in a child process)."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "loop.py"
+    script.write_text(textwrap.dedent("""
+        import gc, sys, threading, numpy as np, tensorbridge as tb
+        from tensorbridge import _core
+        x = np.zeros((4096, 32, 32, 3), np.uint8)
+        ds = (tb.data.Dataset.from_tensor_slices(x).repeat().shuffle(512, seed=0)
+              .map(tb.ops.cast(tb.float32)).batch(64).prefetch(4))
+        try:
+            for i, b in enumerate(ds):
+                if i == 20:
+                    print("running", flush=True)
+        except KeyboardInterrupt:
+            gc.collect()
+            print("interrupted", _core.data_live_threads(), threading.active_count(), flush=True)
+            sys.exit(0)
+    """))
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "running"
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 0, out
+    assert out.split() == ["interrupted", "0", "1"], out
