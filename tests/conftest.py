@@ -1,3 +1,5 @@
+import threading
+import time
 import warnings
 
 import ml_dtypes
@@ -32,3 +34,14 @@ def bits(a):
 @pytest.fixture(params=NAMES)
 def dtype_name(request):
     return request.param
+
+
+def wait_threads(base, timeout=5.0):
+    """Wait until no pipeline threads are alive and the Python thread count is back
+    to ``base``; False if that does not happen within ``timeout`` seconds."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if threading.active_count() <= base and tb._core.data_live_threads() == 0:
+            return True
+        time.sleep(0.01)
+    return False

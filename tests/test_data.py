@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tensorbridge as tb
+from conftest import wait_threads
 
 tf = pytest.importorskip("tensorflow")
 Dataset = tb.data.Dataset
@@ -58,14 +59,6 @@ IMGS = rng.integers(0, 256, size=(23, 4, 5, 3), dtype=np.uint8)
 LABELS = rng.integers(0, 10, size=(23,), dtype=np.int64)
 W = rng.standard_normal((23, 2)).astype(np.float32)
 
-
-def wait_threads(base, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if threading.active_count() <= base and tb._core.data_live_threads() == 0:
-            return True
-        time.sleep(0.01)
-    return False
 
 
 # ------------------------------------------------------------------ equality with tf.data

@@ -14,20 +14,13 @@ import numpy as np
 import pytest
 
 import tensorbridge as tb
+from conftest import wait_threads
 
 tf = pytest.importorskip("tensorflow")
 Dataset = tb.data.Dataset
 
 SIZES = (5, 1, 7, 3, 4)
 
-
-def wait_threads(base, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if threading.active_count() <= base and tb._core.data_live_threads() == 0:
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def write_shards(d, sizes=SIZES, shape=(4, 3), dtype=np.uint8, seed=0):

@@ -44,35 +44,7 @@ enum Command {
         json: bool,
     },
     /// Convert between .npy, .npz, .safetensors and .tfrecord (by extension).
-    Convert {
-        /// Input file.
-        input: PathBuf,
-        /// Output file (written under a temporary name, renamed when complete).
-        output: PathBuf,
-        /// Element type of the output (default: the input's). A `'<V2'` input (NumPy's
-        /// bfloat16) needs `--dtype bfloat16`.
-        #[arg(long)]
-        dtype: Option<String>,
-        /// Casting mode for --dtype: unsafe, same_kind, safe, checked or saturate.
-        #[arg(long, default_value = "unsafe")]
-        casting: String,
-        /// Convert only this member of an .npz input (needed for .npz → .npy when the
-        /// archive has several).
-        #[arg(long)]
-        member: Option<String>,
-        /// Deflate the members of an .npz output (as np.savez_compressed).
-        #[arg(long)]
-        compress: bool,
-        /// .tfrecord only: write (or read) N shard files, out-00000-of-0000N.tfrecord ...
-        #[arg(long, value_name = "N")]
-        shards: Option<usize>,
-        /// .tfrecord only: gzip-compressed records (TensorFlow's "GZIP").
-        #[arg(long)]
-        gzip: bool,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
-    },
+    Convert(ConvertArgs),
 }
 
 /// An error for the user: one line, naming the file.
@@ -98,27 +70,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect { files, json } => run_inspect(&files, json),
-        Command::Convert {
-            input,
-            output,
-            dtype,
-            casting,
-            member,
-            compress,
-            shards,
-            gzip,
-            quiet,
-        } => run_convert(&ConvertArgs {
-            input,
-            output,
-            dtype,
-            casting,
-            member,
-            compress,
-            shards,
-            gzip,
-            quiet,
-        }),
+        Command::Convert(args) => run_convert(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -241,15 +193,35 @@ fn table(reports: &[FileReport]) -> String {
 
 // --- convert ----------------------------------------------------------------------
 
+/// Arguments of `tensorbridge convert`.
+#[derive(clap::Args)]
 struct ConvertArgs {
+    /// Input file.
     input: PathBuf,
+    /// Output file (written under a temporary name, renamed when complete).
     output: PathBuf,
+    /// Element type of the output (default: the input's). A `'<V2'` input (NumPy's
+    /// bfloat16) needs `--dtype bfloat16`.
+    #[arg(long)]
     dtype: Option<String>,
+    /// Casting mode for --dtype: unsafe, same_kind, safe, checked or saturate.
+    #[arg(long, default_value = "unsafe")]
     casting: String,
+    /// Convert only this member of an .npz input (needed for .npz → .npy when the
+    /// archive has several).
+    #[arg(long)]
     member: Option<String>,
+    /// Deflate the members of an .npz output (as np.savez_compressed).
+    #[arg(long)]
     compress: bool,
+    /// .tfrecord only: write (or read) N shard files, out-00000-of-0000N.tfrecord ...
+    #[arg(long, value_name = "N")]
     shards: Option<usize>,
+    /// .tfrecord only: gzip-compressed records (TensorFlow's "GZIP").
+    #[arg(long)]
     gzip: bool,
+    /// No progress bar.
+    #[arg(long, short)]
     quiet: bool,
 }
 
