@@ -40,7 +40,16 @@ CASTING_MODES = ("unsafe", "same_kind", "safe", "checked", "saturate")
 
 _core._register([_BY_NAME[n] for n in _core.dtype_names()], dtype)
 
-__version__ = "0.1.0"
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tensorbridge")  # set by maturin from Cargo.toml: the one version source
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "DType", "Tensor", "load", "save", "savez", "NpzFile", "dtype", "convert_to_tensor", "constant", "cast", "stack", "CASTING_MODES",
