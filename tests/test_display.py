@@ -146,7 +146,34 @@ def test_complex(name, data):
     check(a, name)
 
 
-@settings(max_examples=60, deadline=None)
+def thresholds(name):
+    """Values where NumPy's scalar `str()` and array notation change (1e-4, 1e3 for
+    float16, 1e6 for float32, 1e8, 1e16 for float64) and their neighbours."""
+    out = []
+    for t in [1e-4, 1e3, 1e6, 1e8, 1e16]:
+        x = _astype(np.array([t, -t]), name)
+        out += [x[0], x[1]]
+        if name != "bfloat16":
+            out += [np.nextafter(x[0], np.inf), np.nextafter(x[0], -np.inf)]
+    return [float(np.float64(v)) for v in out]
+
+
+@EXAMPLES
+@given(st.sampled_from([*FLOATS, "bfloat16", *COMPLEX]), st.data())
+def test_zero_d(name, data):
+    """A 0-d tensor prints like NumPy's scalar `str()`."""
+    part = COMPLEX.get(name, name)
+    elements = st.one_of(float_elements(part), st.sampled_from(thresholds(part)))
+    if name in COMPLEX:
+        a = np.empty((), name)
+        a.real = _astype(np.array(data.draw(elements)), part)
+        a.imag = _astype(np.array(data.draw(st.one_of(st.just(0.0), elements))), part)
+    else:
+        a = _astype(np.array(data.draw(elements)), name)
+    check(a, name)
+
+
+@settings(max_examples=200, deadline=None)
 @given(
     st.sampled_from(["bool", *INTS, *FLOATS, "bfloat16", *COMPLEX]),
     st.sampled_from([(1001,), (2, 501), (1, 1001), (3, 400), (1001, 1), (11, 10, 10), (2, 3, 4, 50)]),
@@ -173,7 +200,8 @@ def test_summarised(name, shape, specials, seed):
     elif name in INTS:
         info = np.iinfo(name)
         finite = np.nan_to_num(values, nan=0.0, posinf=info.max, neginf=info.min)
-        a = np.clip(finite, info.min, info.max).astype(name)
+        with np.errstate(invalid="ignore"):
+            a = np.clip(finite, info.min, info.max).astype(name)
     elif name in COMPLEX:
         a = np.empty(shape, name)
         a.real = _astype(values, COMPLEX[name])
