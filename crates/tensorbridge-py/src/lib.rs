@@ -540,11 +540,6 @@ impl PyTensor {
         })
     }
 
-    /// TensorFlow-style text with NumPy's number formatting, made by the core.
-    fn _rust_str(&self) -> String {
-        self.inner.to_string()
-    }
-
     /// A read-only NumPy array over the tensor's memory (zero-copy; the array keeps
     /// the tensor's memory alive). bfloat16 tensors give `ml_dtypes.bfloat16` arrays.
     fn numpy(&self, py: Python<'_>) -> PyResult<PyObject> {
@@ -582,31 +577,14 @@ impl PyTensor {
         Ok(arr.unbind())
     }
 
-    fn __str__(&self, py: Python<'_>) -> PyResult<String> {
-        // NumPy formats the values (so they print exactly as NumPy prints them);
-        // the layout around them is TensorFlow's `str(tensor)`.
-        let text: String = self.numpy(py)?.bind(py).str()?.extract()?;
-        let sep = if text.contains('\n') { "\n" } else { "" };
-        let shape = self.inner.shape();
-        let shape = match shape.len() {
-            1 => format!("({},)", shape[0]),
-            _ => format!(
-                "({})",
-                shape
-                    .iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        Ok(format!(
-            "tb.Tensor({sep}{text}, shape={shape}, dtype={})",
-            self.inner.dtype()
-        ))
+    /// TensorFlow's `str(tensor)` layout around NumPy's printing of the values, made by
+    /// the core formatter (`Display` of `Tensor`).
+    fn __str__(&self) -> String {
+        self.inner.to_string()
     }
 
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        self.__str__(py)
+    fn __repr__(&self) -> String {
+        self.inner.to_string()
     }
 }
 

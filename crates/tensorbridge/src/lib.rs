@@ -33,6 +33,7 @@ pub mod dlpack;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod shape;
 mod stack;
 pub mod storage;
 pub mod tensor;
