@@ -172,3 +172,131 @@ fn from_files_reads_rows_in_order_interleaves_and_names_bad_files() {
     assert!(err.contains("f1.npy"), "{err}");
     assert!(it.next().is_none());
 }
+
+#[test]
+fn sizes_follow_tf_and_never_allocate_for_what_is_not_there() {
+    let r = Dataset::range(10);
+    for n in [1i64 << 40, 1 << 62, i64::MAX] {
+        let b = r.batch(n, false).unwrap();
+        assert_eq!(b.cardinality(), Cardinality::Finite(1));
+        let got: Vec<Vec<usize>> = b
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap()[0].shape().to_vec())
+            .collect();
+        assert_eq!(got, vec![vec![10]]);
+        assert_eq!(r.batch(n, true).unwrap().iter().unwrap().count(), 0);
+        assert_eq!(ints(&r.prefetch(n).unwrap()), (0..10).collect::<Vec<_>>());
+        let mut s = ints(&r.shuffle(n, Some(1), true).unwrap());
+        s.sort();
+        assert_eq!(s, (0..10).collect::<Vec<_>>());
+    }
+    for bad in [0i64, -1, -5] {
+        let e = r.batch(bad, false).err().unwrap().to_string();
+        assert!(e.contains("batch_size must be greater than zero"), "{e}");
+    }
+    for bad in [0i64, -1, -3] {
+        let e = r.shuffle(bad, None, true).err().unwrap().to_string();
+        assert!(e.contains("buffer_size must be greater than zero"), "{e}");
+    }
+    // -2 (UNKNOWN_CARDINALITY): the whole dataset, as tf.data; refused when infinite.
+    let mut all = ints(&r.shuffle(shuffle::WHOLE_DATASET, Some(2), true).unwrap());
+    all.sort();
+    assert_eq!(all, (0..10).collect::<Vec<_>>());
+    assert!(r.repeat(None).shuffle(-2, None, true).is_err());
+    assert!(r.prefetch(-2).is_err());
+    assert_eq!(ints(&r.prefetch(0).unwrap()), (0..10).collect::<Vec<_>>());
+    assert_eq!(ints(&r.prefetch(-1).unwrap()), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        prefetch::prefetch_depth(1 << 62).unwrap(),
+        prefetch::MAX_DEPTH
+    );
+    assert_eq!(map::map_workers(Some(1 << 40)).unwrap(), max_workers());
+    assert_eq!(map::map_workers(Some(3)).unwrap(), 3);
+    assert_eq!(
+        map::map_workers(Some(-1)).unwrap(),
+        map::default_parallelism()
+    );
+    assert!(map::map_workers(Some(0)).is_err());
+    assert!(r.shard(0, 0).is_err() && r.shard(2, -1).is_err() && r.shard(2, 2).is_err());
+    assert!(OnError::from_name("ignore")
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("on_error must be 'raise' or 'skip'"));
+}
+
+#[test]
+fn a_map_functions_external_error_arrives_unchanged() {
+    #[derive(Debug)]
+    struct Mine(u32);
+    impl std::fmt::Display for Mine {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "mine {}", self.0)
+        }
+    }
+    impl std::error::Error for Mine {}
+    for parallel in [1, 3] {
+        let f: MapFn = Arc::new(|v: Vec<Tensor>| {
+            let x = v[0].to_vec::<i64>()?[0];
+            if x == 4 {
+                return Err(Error::external(Mine(x as u32)));
+            }
+            Ok(v)
+        });
+        let ds = Dataset::range(10)
+            .map(f, Some(parallel))
+            .unwrap()
+            .batch(2, false)
+            .unwrap()
+            .prefetch(2)
+            .unwrap();
+        let err = ds.iter().unwrap().find_map(|r| r.err()).unwrap();
+        let Error::External(inner) = err else {
+            panic!("not external: {err}")
+        };
+        assert_eq!(inner.downcast::<Mine>().unwrap().0, 4);
+    }
+}
+
+#[test]
+fn warnings_belong_to_their_iterator() {
+    use crate::format::npy;
+    let dir = tempfile::tempdir().unwrap();
+    let make = |prefix: &str| -> Vec<std::path::PathBuf> {
+        (0..3)
+            .map(|i| {
+                let p = dir.path().join(format!("{prefix}{i}.npy"));
+                let t = Tensor::from_slice(&[i as i64, i as i64], &[2]).unwrap();
+                npy::save(&p, &t.view()).unwrap();
+                p
+            })
+            .collect()
+    };
+    let (a, b) = (make("a"), make("b"));
+    let skip = || FilesOptions {
+        on_error: OnError::Skip,
+        ..FilesOptions::default()
+    };
+    let (da, w) = Dataset::from_files(a.clone(), skip()).unwrap();
+    assert!(w.is_empty());
+    let (db, _) = Dataset::from_files(b.clone(), skip()).unwrap();
+    std::fs::write(&a[1], b"garbage").unwrap();
+    std::fs::write(&b[2], b"garbage").unwrap();
+    let (da, db) = (da.prefetch(4).unwrap(), db.prefetch(4).unwrap());
+    let (mut ia, mut ib) = (da.iter().unwrap(), db.iter().unwrap());
+    let (mut wa, mut wb) = (Vec::new(), Vec::new());
+    loop {
+        let (x, y) = (ia.next(), ib.next());
+        wa.extend(ia.take_warnings());
+        wb.extend(ib.take_warnings());
+        if x.is_none() && y.is_none() {
+            break;
+        }
+    }
+    assert!(wa.len() == 1 && wa[0].contains("a1.npy"), "{wa:?}");
+    assert!(wb.len() == 1 && wb[0].contains("b2.npy"), "{wb:?}");
+    // Skipped while the headers are read: returned to the caller.
+    let (_, w) = Dataset::from_files(vec![a[0].clone(), a[1].clone()], skip()).unwrap();
+    assert!(w.len() == 1 && w[0].contains("a1.npy"), "{w:?}");
+}
