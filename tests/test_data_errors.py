@@ -7,6 +7,7 @@
   abort fails the test instead of killing pytest.
 """
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -186,7 +187,6 @@ def test_huge_num_parallel_calls_is_clamped_not_a_thread_storm():
     """)
     first, ok, threads, secs = out.split()
     assert first == "0" and ok == "True"
-    import os
     cap = max(64, os.cpu_count() or 1)
     assert 1 <= int(threads) <= cap, threads
     assert float(secs) < 5, secs
