@@ -1,7 +1,7 @@
 //! `map`: built-in ops (planned per element, executed later in one fused pass) and
 //! arbitrary functions on worker threads, results in input order.
 //!
-//! Worker rule ([`map_workers`]): `None` or `-1` (`AUTOTUNE`) means one worker per
+//! Worker rule (`map_workers`): `None` or `-1` (`AUTOTUNE`) means one worker per
 //! core; `1` runs the function on the consuming thread; other values below 1 are
 //! refused like `tf.data` does; values above [`max_workers`] are clamped to it
 //! (more threads than that only cost start-up time and memory: at most

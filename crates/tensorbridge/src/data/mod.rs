@@ -265,10 +265,11 @@ impl Dataset {
     /// most `cycle_length` files are open, each memory-mapped when opened (`.npz`
     /// members: stored members are mapped, deflated ones decompressed) and unmapped
     /// when its last row has been read. A file that has gone missing, is corrupt or
-    /// has changed fails the iteration with an error naming it, unless
-    /// `skip_errors`. Rows are zero-copy views of the mapping unless a stage keeps
-    /// rows for long (a shuffle buffer), in which case each row is copied out so the
-    /// buffer does not keep whole files mapped.
+    /// has changed fails the iteration with an error naming it, unless `on_error` is
+    /// [`OnError::Skip`] (then it is skipped with a warning). Rows are zero-copy
+    /// views of the mapping unless a stage keeps rows for long (a shuffle buffer), in
+    /// which case each row is copied out so the buffer does not keep whole files
+    /// mapped.
     ///
     /// Returns the dataset and one warning per file skipped under
     /// [`OnError::Skip`] while the headers were read (files skipped later are

@@ -1,6 +1,6 @@
 //! `prefetch`: run everything upstream on one thread, finished elements ahead.
 //!
-//! Size rule ([`prefetch_depth`]): `-1` (`AUTOTUNE`) means [`AUTOTUNE_DEPTH`]
+//! Size rule (`prefetch_depth`): `-1` (`AUTOTUNE`) means [`AUTOTUNE_DEPTH`]
 //! elements; `0` and `1` both mean one element ahead; other negative values are
 //! refused like `tf.data` does; depths above [`MAX_DEPTH`] are clamped to it (the
 //! channel's slots are allocated up front, and more elements ahead than that buys

@@ -4,7 +4,7 @@
 //! replaced by the next input. The buffer grows with the elements that arrive, so
 //! a huge `buffer_size` costs only what the data needs.
 //!
-//! Size rule ([`shuffle_buffer`]), as `tf.data`: a positive size; or `-2`
+//! Size rule (`shuffle_buffer`), as `tf.data`: a positive size; or `-2`
 //! (`UNKNOWN_CARDINALITY`), meaning the whole dataset (refused for an infinite
 //! one); anything else (`0`, `-1`, ...) is refused.
 
