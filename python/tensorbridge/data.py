@@ -19,7 +19,9 @@ order each epoch unless ``reshuffle_each_iteration=False`` — not tf.data's ord
 
 Any Python callable also works as a ``map`` function (the slower path: it runs with the
 GIL, on ``num_parallel_calls`` worker threads, order kept); exceptions it raises
-propagate to the loop with their traceback. Leaving a loop early, an exception, or
+propagate to the loop as the same exception object, with its traceback. Warnings
+(files skipped by ``from_files(..., on_error="skip")``) are raised by the iterator that
+met them. Leaving a loop early, an exception, or
 dropping an iterator stops and joins every worker thread and frees every buffer.
 
 ``from_tensor_slices`` keeps zero-copy views of NumPy arrays where it can (as
@@ -168,23 +170,9 @@ class Dataset:
         """Elements are the axis-0 slices of ``x`` (an array/tensor, or a tuple or dict
         of them, all with the same leading dimension)."""
         struct, leaves = _flatten(x)
-        if not leaves:
-            raise ValueError("from_tensor_slices needs at least one array")
-        tensors = []
-        for path, v in leaves:
-            t = _to_tensor(v)
-            if t.ndim == 0:
-                raise ValueError(f"from_tensor_slices: {path} is a scalar; every component needs "
-                                 "a leading dimension to slice")
-            tensors.append((path, t))
-        p0, t0 = tensors[0]
-        for path, t in tensors[1:]:
-            if t.shape[0] != t0.shape[0]:
-                raise ValueError(
-                    "from_tensor_slices: all components must have the same leading dimension, "
-                    f"but {p0} has {t0.shape[0]} and {path} has {t.shape[0]} "
-                    f"(shapes {t0.shape} and {t.shape})")
-        return Dataset(_core._Dataset.from_tensor_slices([t for _, t in tensors]), _Struct(struct))
+        names = [path for path, _ in leaves]
+        tensors = [_to_tensor(v) for _, v in leaves]
+        return Dataset(_core._Dataset.from_tensor_slices(tensors, names), _Struct(struct))
 
     @staticmethod
     def from_files(paths_or_glob: Any, keys: Any = None, *, shuffle_files: bool = False,
@@ -221,24 +209,16 @@ class Dataset:
                 paths = [p]
         else:
             paths = [os.fspath(x) for x in paths_or_glob]
-            if not paths:
-                raise ValueError("from_files: no files given")
         if keys is None or isinstance(keys, str):
             key_list = None if keys is None else [keys]
             struct = _Struct()
         else:
             key_list = [str(k) for k in keys]
-            if not key_list:
-                raise ValueError("from_files: keys is empty")
             struct = _Struct(("tuple", tuple(_LEAF for _ in key_list)))
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-        if int(cycle_length) <= 0 or int(block_length) <= 0:
-            raise ValueError("cycle_length and block_length must be positive")
         if seed is not None:
             seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
         ds = _core._Dataset.from_files(paths, key_list, bool(shuffle_files), seed,
-                                       int(cycle_length), int(block_length), on_error)
+                                       int(cycle_length), int(block_length), str(on_error))
         return Dataset(ds, struct)
 
     @staticmethod
@@ -250,7 +230,11 @@ class Dataset:
     def map(self, fn: Any, num_parallel_calls: Optional[int] = None) -> "Dataset":
         """Apply a built-in op (``tb.ops``), a tuple/dict of ops mirroring the element
         (``None`` keeps a component), or any Python callable (tuple elements are passed
-        as positional arguments, like tf.data)."""
+        as positional arguments, like tf.data).
+
+        A callable runs on ``num_parallel_calls`` threads (``None``/``AUTOTUNE``: one
+        per core; more than ``max(64, cores)`` is clamped to that). An exception it
+        raises reaches the loop as the same object, with its traceback."""
         if _is_op_structure(fn) and fn is not None:
             if isinstance(fn, Op):
                 return self._derive(self._ds.map_ops("all", fn._specs))
@@ -261,9 +245,7 @@ class Dataset:
         if not callable(fn):
             raise TypeError(f"map() takes a tb.ops op, a tuple/dict of them, or a callable, "
                             f"not {type(fn).__name__}")
-        n = None if num_parallel_calls in (None, AUTOTUNE) else int(num_parallel_calls)
-        if n is not None and n <= 0:
-            raise ValueError("num_parallel_calls must be positive or tb.data.AUTOTUNE")
+        n = None if num_parallel_calls is None else int(num_parallel_calls)
         in_struct, out_struct = self._struct, _Struct(known=False)
 
         def call(tensors: list) -> list:
@@ -278,17 +260,22 @@ class Dataset:
 
     def shuffle(self, buffer_size: int, seed: Optional[int] = None,
                 reshuffle_each_iteration: bool = True) -> "Dataset":
-        """tf.data's buffer shuffle (tensorbridge's own seeded PRNG)."""
+        """tf.data's buffer shuffle (tensorbridge's own seeded PRNG). ``buffer_size``
+        > 0, or ``UNKNOWN_CARDINALITY`` (-2) to shuffle the whole (finite) dataset."""
         if seed is not None:
             seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
         return self._derive(self._ds.shuffle(int(buffer_size), seed, bool(reshuffle_each_iteration)))
 
     def batch(self, batch_size: int, drop_remainder: bool = False) -> "Dataset":
+        """Stack ``batch_size`` consecutive elements (``batch_size`` > 0; one larger
+        than the data gives one short batch, as tf.data)."""
         return self._derive(self._ds.batch(int(batch_size), bool(drop_remainder)), batched=True)
 
     def prefetch(self, buffer_size: int = AUTOTUNE) -> "Dataset":
-        n = 2 if buffer_size in (None, AUTOTUNE) else int(buffer_size)
-        return self._derive(self._ds.prefetch(max(n, 1)))
+        """Produce up to ``buffer_size`` elements ahead on a background thread
+        (``AUTOTUNE``: 2; ``0`` counts as 1; more than 4096 is clamped to 4096)."""
+        n = AUTOTUNE if buffer_size is None else int(buffer_size)
+        return self._derive(self._ds.prefetch(n))
 
     def repeat(self, count: Optional[int] = None) -> "Dataset":
         return self._derive(self._ds.repeat(-1 if count is None else int(count)))
@@ -300,8 +287,6 @@ class Dataset:
         return self._derive(self._ds.skip(int(count)))
 
     def shard(self, num_shards: int, index: int) -> "Dataset":
-        if num_shards <= 0 or not 0 <= index < num_shards:
-            raise ValueError(f"shard index {index} is out of range for {num_shards} shards")
         return self._derive(self._ds.shard(int(num_shards), int(index)))
 
     def progress(self, desc: str = "") -> "Dataset":

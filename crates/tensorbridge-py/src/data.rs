@@ -5,57 +5,74 @@
 //! map functions take the GIL on the worker threads. Closing or dropping an iterator
 //! releases the GIL while it stops and joins its threads (a worker may be waiting
 //! for the GIL to finish a Python call).
+//!
+//! Only translation happens here: every size, count and mode is checked by the
+//! core, with its message. An exception a Python map function raises crosses the
+//! core inside `Error::External` and is re-raised as the same object; warnings
+//! (skipped files) come from the iterator that met them.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use tensorbridge::data::{
-    live_threads, take_warnings, Dataset, DatasetIter, FilesOptions, MapFn, MapOps, Op,
+    live_threads, Dataset, DatasetIter, FilesOptions, MapFn, MapOps, OnError, Op,
 };
 use tensorbridge::{Error, Tensor};
 
-use crate::{dtype_object, parse_casting, parse_dtype, to_py, OrPy, PyTensor};
+use crate::{dtype_object, parse_casting, parse_dtype, OrPy, PyTensor};
 
-/// Python exceptions raised by map functions, parked until the consumer's `next()`
-/// re-raises them (with their traceback). Bounded: old entries are dropped.
-static PARKED: Mutex<VecDeque<(u64, PyErr)>> = Mutex::new(VecDeque::new());
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-const MARK: &str = "\u{1}tensorbridge-python-error#";
-
-fn park(e: PyErr) -> Error {
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let mut q = PARKED.lock().unwrap_or_else(|e| e.into_inner());
-    if q.len() >= 64 {
-        q.pop_front();
-    }
-    q.push_back((id, e));
-    Error::InvalidArgument(format!("{MARK}{id}"))
+/// A Python exception on its way through the core, inside [`Error::External`]:
+/// [`external_to_py`] takes the very same exception object back out (same type,
+/// same traceback). Its text is taken while the GIL is held, so formatting it in
+/// the core never needs the GIL.
+struct PyException {
+    err: PyErr,
+    text: String,
 }
 
-fn unpark(e: Error) -> PyErr {
-    let msg = e.to_string();
-    if let Some(id) = msg.strip_prefix(MARK).and_then(|s| s.parse::<u64>().ok()) {
-        let mut q = PARKED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pos) = q.iter().position(|(i, _)| *i == id) {
-            if let Some((_, err)) = q.remove(pos) {
-                return err;
-            }
-        }
-        return PyValueError::new_err(
-            "a Python map function raised (exception no longer available)",
-        );
+impl std::fmt::Display for PyException {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
     }
-    to_py(e)
 }
 
-/// Emit the pipeline's recorded warnings (skipped files) as Python `RuntimeWarning`s.
-fn flush_warnings(py: Python<'_>) -> PyResult<()> {
-    for w in take_warnings() {
+impl std::fmt::Debug for PyException {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PyException({})", self.text)
+    }
+}
+
+impl std::error::Error for PyException {}
+
+/// Carry a Python exception through the core.
+fn to_core(py: Python<'_>, err: PyErr) -> Error {
+    let text = err.value(py).to_string();
+    let name = err
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into());
+    Error::external(PyException {
+        err,
+        text: format!("{name}: {text}"),
+    })
+}
+
+/// The Python exception an [`Error::External`] carries, as it was raised; any other
+/// external error becomes a `RuntimeError`.
+pub(crate) fn external_to_py(inner: Box<dyn std::error::Error + Send + Sync>) -> PyErr {
+    match inner.downcast::<PyException>() {
+        Ok(e) => e.err,
+        Err(other) => PyRuntimeError::new_err(other.to_string()),
+    }
+}
+
+/// Emit `warnings` (skipped files) as Python `RuntimeWarning`s.
+fn emit_warnings(py: Python<'_>, warnings: Vec<String>) -> PyResult<()> {
+    for w in warnings {
         let msg = std::ffi::CString::new(w.replace('\0', " "))
             .unwrap_or_else(|_| c"tensorbridge: a file was skipped".to_owned());
         let cat = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
@@ -104,13 +121,28 @@ fn wrap(inner: Dataset) -> PyDataset {
 
 #[pymethods]
 impl PyDataset {
+    /// `names`: one per component, used in error messages (default "component i").
     #[staticmethod]
-    fn from_tensor_slices(comps: Vec<Bound<'_, PyAny>>) -> PyResult<PyDataset> {
+    #[pyo3(signature = (comps, names=None))]
+    fn from_tensor_slices(
+        comps: Vec<Bound<'_, PyAny>>,
+        names: Option<Vec<String>>,
+    ) -> PyResult<PyDataset> {
         let tensors = comps
             .iter()
             .map(|c| Ok(c.downcast::<PyTensor>()?.get().inner.clone()))
             .collect::<PyResult<Vec<Tensor>>>()?;
-        Dataset::from_tensor_slices(tensors).map(wrap).or_py()
+        let names = names.unwrap_or_else(|| {
+            (0..tensors.len())
+                .map(|i| format!("component {i}"))
+                .collect()
+        });
+        if names.len() != tensors.len() {
+            return Err(PyValueError::new_err("one name per component"));
+        }
+        Dataset::from_named_tensor_slices(names.into_iter().zip(tensors).collect())
+            .map(wrap)
+            .or_py()
     }
 
     /// See `tensorbridge.data.Dataset.from_files`. Reads the headers with the GIL
@@ -124,30 +156,23 @@ impl PyDataset {
         keys: Option<Vec<String>>,
         shuffle_files: bool,
         seed: Option<u64>,
-        cycle_length: usize,
-        block_length: usize,
+        cycle_length: i64,
+        block_length: i64,
         on_error: &str,
     ) -> PyResult<PyDataset> {
-        let skip_errors = match on_error {
-            "raise" => false,
-            "skip" => true,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "on_error must be 'raise' or 'skip', not {other:?}"
-                )))
-            }
-        };
         let opts = FilesOptions {
             keys,
             shuffle_files,
             seed,
             cycle_length,
             block_length,
-            skip_errors,
+            on_error: OnError::from_name(on_error).or_py()?,
         };
-        let r = py.allow_threads(|| Dataset::from_files(paths, opts));
-        flush_warnings(py)?;
-        r.map(wrap).or_py()
+        let (ds, warnings) = py
+            .allow_threads(|| Dataset::from_files(paths, opts))
+            .or_py()?;
+        emit_warnings(py, warnings)?;
+        Ok(wrap(ds))
     }
 
     #[staticmethod]
@@ -182,7 +207,7 @@ impl PyDataset {
 
     /// `f(list_of_tensors) -> list_of_tensors`, called with the GIL on worker threads.
     #[pyo3(signature = (f, num_parallel_calls=None))]
-    fn map_py(&self, f: PyObject, num_parallel_calls: Option<usize>) -> PyDataset {
+    fn map_py(&self, f: PyObject, num_parallel_calls: Option<i64>) -> PyResult<PyDataset> {
         let f = Arc::new(f);
         let func: MapFn = Arc::new(move |tensors: Vec<Tensor>| {
             Python::with_gil(|py| {
@@ -203,45 +228,34 @@ impl PyDataset {
                         })
                         .collect()
                 };
-                run().map_err(park)
+                run().map_err(|e| to_core(py, e))
             })
         });
-        wrap(self.inner.map(func, num_parallel_calls))
+        self.inner.map(func, num_parallel_calls).map(wrap).or_py()
     }
 
     #[pyo3(signature = (buffer_size, seed=None, reshuffle_each_iteration=true))]
     fn shuffle(
         &self,
-        buffer_size: usize,
+        buffer_size: i64,
         seed: Option<u64>,
         reshuffle_each_iteration: bool,
     ) -> PyResult<PyDataset> {
-        if buffer_size == 0 {
-            return Err(PyValueError::new_err(
-                "buffer_size must be greater than zero",
-            ));
-        }
-        Ok(wrap(self.inner.shuffle(
-            buffer_size,
-            seed,
-            reshuffle_each_iteration,
-        )))
-    }
-
-    fn batch(&self, batch_size: i64, drop_remainder: bool) -> PyResult<PyDataset> {
-        if batch_size <= 0 {
-            return Err(PyValueError::new_err(
-                "batch_size must be greater than zero",
-            ));
-        }
         self.inner
-            .batch(batch_size as usize, drop_remainder)
+            .shuffle(buffer_size, seed, reshuffle_each_iteration)
             .map(wrap)
             .or_py()
     }
 
-    fn prefetch(&self, buffer_size: usize) -> PyDataset {
-        wrap(self.inner.prefetch(buffer_size))
+    fn batch(&self, batch_size: i64, drop_remainder: bool) -> PyResult<PyDataset> {
+        self.inner
+            .batch(batch_size, drop_remainder)
+            .map(wrap)
+            .or_py()
+    }
+
+    fn prefetch(&self, buffer_size: i64) -> PyResult<PyDataset> {
+        self.inner.prefetch(buffer_size).map(wrap).or_py()
     }
 
     fn repeat(&self, count: i64) -> PyDataset {
@@ -256,7 +270,7 @@ impl PyDataset {
         wrap(self.inner.skip(opt_count(n)))
     }
 
-    fn shard(&self, num_shards: u64, index: u64) -> PyResult<PyDataset> {
+    fn shard(&self, num_shards: i64, index: i64) -> PyResult<PyDataset> {
         self.inner.shard(num_shards, index).map(wrap).or_py()
     }
 
@@ -281,7 +295,7 @@ impl PyDataset {
     /// Start one epoch.
     fn iterate(&self, py: Python<'_>) -> PyResult<PyDatasetIter> {
         let ds = self.inner.clone();
-        let it = py.allow_threads(|| ds.iter()).map_err(unpark)?;
+        let it = py.allow_threads(|| ds.iter()).or_py()?;
         Ok(PyDatasetIter {
             it: Mutex::new(Some(it)),
         })
@@ -301,17 +315,20 @@ impl PyDatasetIter {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Vec<PyTensor>>> {
-        let r = py.allow_threads(|| {
+        let (r, warnings) = py.allow_threads(|| {
             let mut g = self.it.lock().unwrap_or_else(|e| e.into_inner());
-            g.as_mut().and_then(|it| it.next())
+            match g.as_mut() {
+                Some(it) => (it.next(), it.take_warnings()),
+                None => (None, Vec::new()),
+            }
         });
-        flush_warnings(py)?;
+        emit_warnings(py, warnings)?;
         match r {
             None => Ok(None),
             Some(Ok(v)) => Ok(Some(
                 v.into_iter().map(|inner| PyTensor { inner }).collect(),
             )),
-            Some(Err(e)) => Err(unpark(e)),
+            Some(Err(e)) => Err(e).or_py(),
         }
     }
 

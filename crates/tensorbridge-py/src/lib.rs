@@ -22,6 +22,9 @@ use tensorbridge::{ByteOrder, Casting, DType, Error, Index, Tensor, TensorView};
 
 /// Map a core error to the Python exception its variant documents.
 pub(crate) fn to_py(e: Error) -> PyErr {
+    if let Error::External(inner) = e {
+        return data::external_to_py(inner); // e.g. a map function's own exception
+    }
     let msg = e.to_string();
     match e {
         Error::UnknownDType(_) | Error::CastNotAllowed { .. } => PyTypeError::new_err(msg),

@@ -77,6 +77,21 @@ pub enum Error {
     /// Memory for the result could not be allocated (Python: `MemoryError`).
     #[error("cannot allocate {0} bytes")]
     Alloc(usize),
+
+    /// An error from outside the core, carried through it unchanged: e.g. an
+    /// exception a Python `map` function raised, which the binding boxes here and
+    /// takes back out (downcasting) to re-raise the same exception object. The
+    /// model is arrow's `ArrowError::ExternalError` (Python: the original
+    /// exception when it came from Python, else `RuntimeError`).
+    #[error("{0}")]
+    External(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// Wrap an error from outside the core ([`Error::External`]).
+    pub fn external(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::External(Box::new(e))
+    }
 }
 
 /// `Result` with [`Error`].

@@ -1,8 +1,8 @@
 //! Built-in element ops (`cast`, `scale`, `reshape`) and their fused execution.
 //!
 //! A run of consecutive built-in ops on one component is planned once into a list of
-//! pointwise [`Step`]s plus an output shape (a reshape moves no data), and executed
-//! chunk by chunk: each chunk of [`CHUNK`] elements is read once from the source,
+//! pointwise `Step`s plus an output shape (a reshape moves no data), and executed
+//! chunk by chunk: each chunk of `CHUNK` elements is read once from the source,
 //! goes through every step in two small L1-resident scratch buffers, and is written
 //! once to its destination — which is the batch buffer when a `batch` follows.
 

@@ -1,0 +1,427 @@
+//! `from_files`: the rows of many `.npy` files (or chosen `.npz` members).
+//!
+//! [`plan_files`] reads every header up front (known cardinality, mismatched files
+//! named); [`FileRows`] then opens at most `cycle_length` files at once, each
+//! memory-mapped when opened and released after its last row, and reads them in
+//! `tf.data`'s `interleave` order. Under [`OnError::Skip`] a file that cannot be
+//! used is left out with a warning for the iterator (or the caller) that met it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::comp::{Comp, Item};
+use super::warn::Warnings;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// What to do with a file that is missing, corrupt or disagrees with the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnError {
+    /// Fail (the iteration, or `from_files` itself) with an error naming the file.
+    #[default]
+    Raise,
+    /// Leave the file out, with a warning naming it.
+    Skip,
+}
+
+impl OnError {
+    /// `"raise"` or `"skip"`.
+    pub fn from_name(name: &str) -> Result<OnError> {
+        match name {
+            "raise" => Ok(OnError::Raise),
+            "skip" => Ok(OnError::Skip),
+            other => Err(Error::InvalidArgument(format!(
+                "on_error must be 'raise' or 'skip', not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Options of [`super::Dataset::from_files`].
+#[derive(Clone, Debug)]
+pub struct FilesOptions {
+    /// `.npz` member names, one component each. `None`: the files are `.npy` (or
+    /// `.npz` archives of exactly one member, which is used).
+    pub keys: Option<Vec<String>>,
+    /// Shuffle the file order (a new order each epoch).
+    pub shuffle_files: bool,
+    /// Seed of the file-order shuffle (`None`: random).
+    pub seed: Option<u64>,
+    /// Files open and read round-robin at once (`tf.data` `interleave`); at least 1.
+    pub cycle_length: i64,
+    /// Consecutive rows taken from one file before moving to the next open one; at
+    /// least 1.
+    pub block_length: i64,
+    /// What to do with files that are missing, corrupt or disagree with the others.
+    pub on_error: OnError,
+}
+
+impl Default for FilesOptions {
+    fn default() -> Self {
+        FilesOptions {
+            keys: None,
+            shuffle_files: false,
+            seed: None,
+            cycle_length: 1,
+            block_length: 1,
+            on_error: OnError::Raise,
+        }
+    }
+}
+
+/// Read and check the headers of `paths`: the files kept, the plan they share, and
+/// a warning per file skipped under [`OnError::Skip`].
+pub(crate) fn plan_files(
+    paths: Vec<PathBuf>,
+    opts: &FilesOptions,
+) -> Result<(Vec<FileEntry>, FilesPlan, Vec<String>)> {
+    use crate::format::{npy, npz::NpzArchive};
+    use rayon::prelude::*;
+    if paths.is_empty() {
+        return Err(Error::InvalidArgument("from_files: no files given".into()));
+    }
+    if opts.cycle_length <= 0 || opts.block_length <= 0 {
+        return Err(Error::InvalidArgument(format!(
+            "from_files: cycle_length and block_length must be positive, not {} and {}",
+            opts.cycle_length, opts.block_length
+        )));
+    }
+    let mut keys = opts.keys.clone();
+    if let Some(k) = &keys {
+        if k.is_empty() {
+            return Err(Error::InvalidArgument("from_files: keys is empty".into()));
+        }
+    } else if paths[0].extension().is_some_and(|e| e == "npz") {
+        let a = NpzArchive::open(&paths[0])?;
+        let names: Vec<String> = a.names().map(String::from).collect();
+        if names.len() != 1 {
+            return Err(Error::InvalidArgument(format!(
+                "from_files: {} holds {} arrays {names:?}; choose them with keys=",
+                paths[0].display(),
+                names.len()
+            )));
+        }
+        keys = Some(names);
+    }
+    // Per file: per component (dtype, full shape).
+    type Heads = Vec<(DType, Vec<usize>)>;
+    let read = |p: &PathBuf| -> Result<Heads> {
+        let name = p.display().to_string();
+        let heads: Vec<(npy::NpyHeader, String)> = match &keys {
+            None => vec![(npy::read_header(p)?, name.clone())],
+            Some(keys) => {
+                let a = NpzArchive::open(p)?;
+                keys.iter()
+                    .map(|k| Ok((a.header(k)?, format!("{name}:{k}"))))
+                    .collect::<Result<_>>()?
+            }
+        };
+        heads
+                .into_iter()
+                .map(|(h, what)| {
+                    let d = h.resolve_dtype(None, &what)?;
+                    if h.shape.is_empty() {
+                        return Err(Error::Format {
+                            path: what,
+                            reason: "holds a 0-d array; from_files needs arrays with rows (at least one dimension)".into(),
+                        });
+                    }
+                    Ok((d, h.shape))
+                })
+                .collect()
+    };
+    let heads: Vec<Result<Heads>> = paths.par_iter().map(read).collect();
+    let mut files = Vec::with_capacity(paths.len());
+    let mut warnings = Vec::new();
+    let mut spec: Option<(Heads, usize)> = None;
+    let describe = |h: &Heads| {
+        h.iter()
+            .map(|(d, s)| format!("rows of shape {:?} ({d})", &s[1..]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (i, (p, h)) in paths.iter().zip(heads).enumerate() {
+        let checked = h.map_err(|e| name_file(e, p)).and_then(|h| {
+            let rows = h[0].1[0];
+            if let Some((j, k)) = h.iter().enumerate().find(|(_, (_, s))| s[0] != rows) {
+                return Err(Error::Format {
+                    path: p.display().to_string(),
+                    reason: format!(
+                        "the arrays have different numbers of rows: {} has {rows} and {} has {}",
+                        keys.as_ref().map_or("", |k| &k[0]),
+                        keys.as_ref().map_or("", |k| &k[j]),
+                        k.1[0]
+                    ),
+                });
+            }
+            let row_spec: Vec<(DType, Vec<usize>)> =
+                h.iter().map(|(d, s)| (*d, s[1..].to_vec())).collect();
+            match &spec {
+                Some((want, first)) if *want != row_spec => Err(Error::Format {
+                    path: p.display().to_string(),
+                    reason: format!(
+                        "holds {}, but {} holds {}",
+                        describe(&h),
+                        paths[*first].display(),
+                        want.iter()
+                            .map(|(d, s)| format!("rows of shape {s:?} ({d})"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
+                _ => Ok((rows, row_spec)),
+            }
+        });
+        match checked {
+            Ok((rows, row_spec)) => {
+                if spec.is_none() {
+                    spec = Some((row_spec, i));
+                }
+                files.push(FileEntry {
+                    path: p.clone(),
+                    rows,
+                });
+            }
+            Err(e) if opts.on_error == OnError::Skip => {
+                warnings.push(format!("skipping {}: {e}", p.display()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let (spec, _) = spec.ok_or_else(|| {
+        Error::InvalidArgument("from_files: none of the files could be read".into())
+    })?;
+    let plan = FilesPlan {
+        keys,
+        spec,
+        on_error: opts.on_error,
+        cycle_length: usize::try_from(opts.cycle_length).unwrap_or(usize::MAX),
+        block_length: usize::try_from(opts.block_length).unwrap_or(usize::MAX),
+    };
+    Ok((files, plan, warnings))
+}
+
+/// What one source file holds, from its header(s) read when the dataset was made.
+#[derive(Clone, Debug)]
+pub(crate) struct FileEntry {
+    pub(crate) path: std::path::PathBuf,
+    /// Rows (the leading dimension shared by every chosen array).
+    pub(crate) rows: usize,
+}
+
+/// Where [`FileRows`] gets its arrays and how it checks them.
+#[derive(Clone, Debug)]
+pub(crate) struct FilesPlan {
+    /// `.npz` member names (one component each); `None`: the files are `.npy`.
+    pub(crate) keys: Option<Vec<String>>,
+    /// Per component: dtype and row shape, which every file must match.
+    pub(crate) spec: Vec<(DType, Vec<usize>)>,
+    pub(crate) on_error: OnError,
+    pub(crate) cycle_length: usize,
+    pub(crate) block_length: usize,
+}
+
+fn label(path: &std::path::Path) -> String {
+    path.display().to_string()
+}
+
+/// Load the chosen arrays of one file (memory-mapped where the bytes allow) and
+/// check them against the plan: dtype, row shape, and the row count its header had.
+pub(crate) fn open_file(entry: &FileEntry, plan: &FilesPlan) -> Result<Vec<Tensor>> {
+    use crate::format::npy::{self, LoadOptions};
+    use crate::format::npz::NpzArchive;
+    let name = label(&entry.path);
+    let load = |f: &dyn Fn(&LoadOptions) -> Result<Tensor>| -> Result<Tensor> {
+        // Map when the bytes can be used as they lie; else a converted copy.
+        let mapped = LoadOptions {
+            mmap: Some(true),
+            ..LoadOptions::default()
+        };
+        match f(&mapped) {
+            Ok(t) => Ok(t),
+            Err(Error::Format { .. }) => f(&LoadOptions {
+                mmap: Some(false),
+                ..LoadOptions::default()
+            }),
+            Err(e) => Err(e),
+        }
+    };
+    let tensors = match &plan.keys {
+        None => vec![load(&|o| npy::load(&entry.path, o))?],
+        Some(keys) => {
+            let archive = NpzArchive::open(&entry.path)?;
+            keys.iter()
+                .map(|k| load(&|o| archive.load(k, o)))
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
+    for (i, (t, (dtype, row))) in tensors.iter().zip(&plan.spec).enumerate() {
+        let what = match &plan.keys {
+            Some(k) => format!("{name}:{}", k[i]),
+            None => name.clone(),
+        };
+        let ok_shape = t.shape().first() == Some(&entry.rows) && &t.shape()[1..] == row.as_slice();
+        if t.dtype() != *dtype || !ok_shape {
+            return Err(Error::Format {
+                path: what,
+                reason: format!(
+                    "changed since the dataset was made: it now holds shape {:?} ({}), expected {} rows of shape {row:?} ({dtype})",
+                    t.shape(),
+                    t.dtype(),
+                    entry.rows
+                ),
+            });
+        }
+    }
+    Ok(tensors)
+}
+
+/// One open file: its arrays and the next row to yield.
+struct OpenFile {
+    comps: Vec<Tensor>,
+    rows: usize,
+    next: usize,
+}
+
+/// The rows of many files, `cycle_length` open at once, read round-robin
+/// `block_length` rows at a time — `tf.data`'s `interleave` order (with
+/// `cycle_length == 1`, simply file after file).
+pub(crate) struct FileRows {
+    files: Vec<FileEntry>,
+    plan: Arc<FilesPlan>,
+    /// Copy each row out of its file (for stages that keep rows a long time, like a
+    /// shuffle buffer: a zero-copy row would keep its whole file mapped).
+    copy_rows: bool,
+    warnings: Warnings,
+    next_file: usize,
+    slots: Vec<Option<OpenFile>>,
+    num_open: usize,
+    cycle: usize,
+    block: usize,
+    failed: bool,
+}
+
+impl FileRows {
+    pub(crate) fn new(
+        files: Vec<FileEntry>,
+        plan: Arc<FilesPlan>,
+        copy_rows: bool,
+        warnings: Warnings,
+    ) -> FileRows {
+        // No more slots than files: a huge `cycle_length` costs nothing (extra empty
+        // slots would only be skipped, so the order is the same).
+        let n = plan.cycle_length.min(files.len()).max(1);
+        FileRows {
+            files,
+            plan,
+            copy_rows,
+            warnings,
+            next_file: 0,
+            slots: (0..n).map(|_| None).collect(),
+            num_open: 0,
+            cycle: 0,
+            block: 0,
+            failed: false,
+        }
+    }
+
+    fn advance_cycle(&mut self) {
+        self.block = 0;
+        self.cycle = (self.cycle + 1) % self.slots.len();
+    }
+}
+
+impl Iterator for FileRows {
+    type Item = Result<Item>;
+    fn next(&mut self) -> Option<Result<Item>> {
+        if self.failed {
+            return None;
+        }
+        let end_of_input = |s: &Self| s.next_file >= s.files.len();
+        while !end_of_input(self) || self.num_open > 0 {
+            let c = self.cycle;
+            let copy = self.copy_rows;
+            if let Some(f) = &mut self.slots[c] {
+                if f.next < f.rows {
+                    let i = f.next;
+                    f.next += 1;
+                    let r = file_row(f, i, copy);
+                    self.block += 1;
+                    if self.block >= self.plan.block_length.max(1) {
+                        self.advance_cycle();
+                    }
+                    if r.is_err() {
+                        self.failed = true;
+                    }
+                    return Some(r);
+                }
+                // This file is done: unmap it (rows already yielded keep what they use).
+                self.slots[c] = None;
+                self.num_open -= 1;
+                self.advance_cycle();
+            } else if !end_of_input(self) {
+                let entry = &self.files[self.next_file];
+                self.next_file += 1;
+                match open_file(entry, &self.plan) {
+                    Ok(comps) => {
+                        self.slots[c] = Some(OpenFile {
+                            comps,
+                            rows: entry.rows,
+                            next: 0,
+                        });
+                        self.num_open += 1;
+                    }
+                    Err(e) if self.plan.on_error == OnError::Skip => {
+                        self.warnings
+                            .push(format!("skipping {}: {e}", label(&entry.path)));
+                    }
+                    Err(e) => {
+                        self.failed = true;
+                        return Some(Err(name_file(e, &entry.path)));
+                    }
+                }
+            } else {
+                self.advance_cycle();
+            }
+        }
+        None
+    }
+}
+
+fn file_row(f: &OpenFile, i: usize, copy: bool) -> Result<Item> {
+    f.comps
+        .iter()
+        .map(|t| {
+            let r = t.index(&[crate::tensor::Index::At(i as isize)])?;
+            Ok(Comp::Ready(if copy { copy_row(&r)? } else { r }))
+        })
+        .collect()
+}
+
+/// An owned copy of a row: one `memcpy` when it is contiguous.
+fn copy_row(r: &Tensor) -> Result<Tensor> {
+    match r.as_bytes() {
+        // SAFETY: `copy_from_slice` writes every byte of the buffer (same length).
+        Some(src) if r.is_contiguous() => unsafe {
+            Tensor::build_overwrite(r.dtype(), r.shape(), |dst| {
+                dst.copy_from_slice(src);
+                Ok(())
+            })
+        },
+        _ => r.deep_copy(),
+    }
+}
+
+/// Make sure an error says which file it is about.
+pub(crate) fn name_file(e: Error, path: &std::path::Path) -> Error {
+    let name = label(path);
+    if e.to_string().contains(&name) {
+        e
+    } else {
+        Error::Format {
+            path: name,
+            reason: e.to_string(),
+        }
+    }
+}
