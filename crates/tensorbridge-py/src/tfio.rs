@@ -101,8 +101,15 @@ impl TfRecordReader {
             return Ok(None);
         };
         let d = PyDict::new(py);
-        for (name, t) in features {
-            d.set_item(name, PyTensor { inner: t })?;
+        for (name, feature) in features {
+            match feature {
+                tfrecord::Feature::Tensor(t) => d.set_item(name, PyTensor { inner: t })?,
+                tfrecord::Feature::Bytes(values) => {
+                    let values: Vec<Bound<'py, PyBytes>> =
+                        values.iter().map(|v| PyBytes::new(py, v)).collect();
+                    d.set_item(name, values)?
+                }
+            }
         }
         Ok(Some(d))
     }

@@ -45,6 +45,7 @@ use flate2::read::DeflateDecoder;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
+use super::io::relabel;
 use super::npy::{self, ElementSink, LoadOptions, NpyHeader, NpyReader};
 use super::{format_err, io_err, AtomicFile};
 use crate::cast::cast;
@@ -226,17 +227,7 @@ impl NpzArchive {
         let path = path.as_ref();
         let name = path.display().to_string();
         let file = File::open(path).map_err(io_err(&name))?;
-        let len = file.metadata().map_err(io_err(&name))?.len();
-        let storage = if len == 0 {
-            Storage::zeroed(0)?
-        } else {
-            // SAFETY: a read-only private mapping of a file we opened. The bytes are
-            // only read through bounds-checked shared slices. As with any file mapping
-            // (and NumPy's memmap), another process truncating the file while it is
-            // mapped would make access fault; that is documented, not prevented.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(&name))?;
-            Storage::from_mmap(map)
-        };
+        let storage = Storage::map_file(&file).map_err(io_err(&name))?;
         Self::from_storage(Arc::new(storage), &name)
     }
 
@@ -678,9 +669,9 @@ pub fn save(
     let file = AtomicFile::create(path)?;
     let mut w = NpzWriter::new(file, compress);
     for (member, view) in members {
-        w.add(member, view).map_err(|e| npy::relabel(e, &name))?;
+        w.add(member, view).map_err(|e| relabel(e, &name))?;
     }
-    let file = w.finish().map_err(|e| npy::relabel(e, &name))?;
+    let file = w.finish().map_err(|e| relabel(e, &name))?;
     file.commit()
 }
 

@@ -136,7 +136,7 @@ pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(&str, TensorView<'_>
             Entry {
                 dtype,
                 shape: view.shape().to_vec(),
-                data: super::tfrecord::contiguous_le_bytes(view)?,
+                data: super::contiguous_le_bytes(view)?,
             },
         ));
     }
@@ -164,13 +164,8 @@ pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>>
             ),
         });
     }
-    // SAFETY: a read-only mapping of a regular file, owned by the `Storage` below and
-    // so alive as long as any tensor over it. As with every file mapping (and with
-    // `safetensors.safe_open`, `np.load(mmap_mode="r")`), another process truncating
-    // the file while it is mapped is the one thing that stays unsafe; writers of
-    // safetensors files (this module, the `safetensors` crate) replace files by
-    // rename, which leaves existing mappings intact.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    let storage = Arc::new(Storage::map_file(&file).map_err(io)?);
+    let map = storage.as_slice();
 
     // Parse and validate the header (offsets cover the data exactly, sizes match
     // shapes); gather what each tensor needs before the mapping moves into storage.
@@ -182,7 +177,7 @@ pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>>
     }
     let members = {
         let (header_len, metadata) =
-            SafeTensors::read_metadata(&map).map_err(|e| st_error(&name, e))?;
+            SafeTensors::read_metadata(map).map_err(|e| st_error(&name, e))?;
         let data_start = 8 + header_len;
         let mut members = Vec::new();
         for key in metadata.offset_keys() {
@@ -207,7 +202,6 @@ pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>>
         members
     };
 
-    let storage = Arc::new(Storage::from_mmap(map));
     let base = storage.as_ptr() as usize;
     let mut out = Vec::with_capacity(members.len());
     for m in members {
