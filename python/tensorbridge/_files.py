@@ -19,11 +19,6 @@ def _item(x: Any) -> Any:
     return x if isinstance(x, Tensor) else _array_args(_as_array(x))
 
 
-def _is_zip(path: PathLike) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == b"PK\x03\x04"
-
-
 def load(path: PathLike, *, mmap: Optional[bool] = None, dtype: Any = None) -> Union[Tensor, "NpzFile"]:
     """Load a ``.npy`` file as a :class:`Tensor`, or open a ``.npz`` archive as a lazy
     read-only :class:`NpzFile`.
@@ -37,9 +32,13 @@ def load(path: PathLike, *, mmap: Optional[bool] = None, dtype: Any = None) -> U
     """
     target = None if dtype is None else _dtype(dtype)
     path = os.fspath(path)
-    # Trust a .npy extension (sniffing costs an extra open per file); else sniff.
-    if not path.endswith(".npy") and _is_zip(path):
+    # The core's one detection rule: the first bytes, else the extension.
+    fmt = _core.detect_format(path)
+    if fmt == "npz":
         return NpzFile(path, mmap=mmap, dtype=target)
+    if fmt in ("safetensors", "tfrecord"):
+        reader = "tb.io.load_safetensors" if fmt == "safetensors" else "tb.io.read_tfrecord"
+        raise ValueError(f"{path}: a .{fmt} file, not .npy or .npz: read it with {reader}")
     return _core.load_npy(path, mmap, target)
 
 
@@ -70,11 +69,20 @@ class NpzFile(Mapping):
     Members are read only when accessed. Stored members whose data is aligned are
     zero-copy views of one mapping of the file (``is_view`` true); others are read
     with one copy; deflated members are decompressed straight into the tensor.
-    Supports ``keys()``, ``[name]``, ``in``, ``len``, iteration and ``with``.
+    Supports ``keys()``, ``[name]``, ``get``, ``in``, ``len``, iteration and ``with``.
+
+    Every member that is read (decompressed or copied) has its CRC-32 checked, as
+    ``np.load`` does: a mismatch raises ``ValueError`` naming the member. A zero-copy
+    view of a stored member is *not* checked — that would mean reading every byte of
+    it; load with ``mmap=False`` to have it copied and checked.
+
+    After :meth:`close`, reading members raises ``ValueError`` (tensors already
+    loaded stay valid).
     """
 
     def __init__(self, path: PathLike, *, mmap: Optional[bool] = None, dtype: Any = None) -> None:
         self._handle = _core.NpzArchiveHandle(os.fspath(path))
+        self._path = self._handle.path
         self._mmap = mmap
         self._dtype = dtype
         self._keys = self._handle.keys()
@@ -82,27 +90,47 @@ class NpzFile(Mapping):
     @property
     def path(self) -> str:
         """The archive's path."""
-        return self._handle.path
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._handle is None
+
+    def _open_handle(self) -> Any:
+        if self._handle is None:
+            raise ValueError(f"NpzFile {self._path!r} is closed")
+        return self._handle
 
     def __getitem__(self, name: str) -> Tensor:
-        return self._handle.load(name, self._mmap, self._dtype)
+        handle = self._open_handle()
+        if not isinstance(name, str):
+            raise KeyError(name)
+        return handle.load(name, self._mmap, self._dtype)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._handle
+        handle = self._open_handle()
+        return isinstance(name, str) and name in handle
 
     def __iter__(self) -> Iterator[str]:
+        self._open_handle()
         return iter(self._keys)
 
     def __len__(self) -> int:
+        self._open_handle()
         return len(self._keys)
 
     def keys(self):  # type: ignore[override]
         """Member names, in archive order (without the ``.npy`` suffix)."""
+        self._open_handle()
         return list(self._keys)
 
     def info(self, name: str) -> dict:
         """Compression, stored and compressed size, dtype, shape and order of a member."""
-        return self._handle.info(name)
+        handle = self._open_handle()
+        if not isinstance(name, str):
+            raise KeyError(name)
+        return handle.info(name)
 
     def close(self) -> None:
         """Drop this handle. Tensors already loaded stay valid (they keep the mapping)."""
@@ -115,4 +143,5 @@ class NpzFile(Mapping):
         self.close()
 
     def __repr__(self) -> str:
-        return f"NpzFile({self.path!r}, keys={self._keys!r})"
+        state = ", closed" if self._handle is None else ""
+        return f"NpzFile({self._path!r}, keys={self._keys!r}{state})"

@@ -10,6 +10,7 @@ use pyo3::types::{PyDict, PyList};
 
 use tensorbridge::format::npy::{self, LoadOptions};
 use tensorbridge::format::npz::{self, NpzArchive};
+use tensorbridge::format::{self, FileFormat};
 
 use crate::{parse_dtype, Held, OrPy, PyTensor};
 
@@ -146,8 +147,17 @@ impl NpzArchiveHandle {
     }
 }
 
+/// The format of the file at `path` (`"npy"`, `"npz"`, `"safetensors"`,
+/// `"tfrecord"`), by its first bytes, else its extension; `None` if neither tells.
+#[pyfunction]
+fn detect_format(py: Python<'_>, path: PathBuf) -> Option<&'static str> {
+    py.allow_threads(|| format::detect(&path))
+        .map(FileFormat::name)
+}
+
 /// Add this module's functions and classes to `tensorbridge._core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(detect_format, m)?)?;
     m.add_function(wrap_pyfunction!(load_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npz, m)?)?;

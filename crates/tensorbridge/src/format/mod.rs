@@ -125,22 +125,22 @@ pub fn unknown_format(path: &Path) -> Error {
 }
 
 /// The format of the file at `path`: by its first bytes where they tell
-/// ([`FileFormat::sniff`]), else by its extension (a GZIP-compressed TFRecord file,
-/// a file that does not exist or cannot be read — its reader then reports why —,
-/// or bytes that are no format's, which the extension's reader then refuses with
-/// the reason). Neither: [`Error::Format`] "unknown file type".
+/// ([`FileFormat::sniff`]), else by its extension — a GZIP-compressed TFRecord
+/// file, a file that does not exist or cannot be read (its reader then reports
+/// why), or bytes that are no format's (the extension's reader then refuses them
+/// with the reason). `None` when neither tells; [`unknown_format`] is the error to
+/// give then.
 ///
 /// The one detection rule of tensorbridge: `tb.load`, the `tensorbridge` command
-/// and `Dataset.from_files` all use it.
-pub fn detect(path: impl AsRef<Path>) -> Result<FileFormat> {
+/// and `Dataset.from_files` all use it. (An archive with no members, as
+/// `np.savez(path)` writes, is an `.npz` by its end-of-central-directory record.)
+pub fn detect(path: impl AsRef<Path>) -> Option<FileFormat> {
     let path = path.as_ref();
     let mut head = [0u8; 12];
     let got = std::fs::File::open(path)
         .and_then(|f| io::read_full_at(&f, &mut head, 0))
         .unwrap_or(0);
-    FileFormat::sniff(&head[..got])
-        .or_else(|| FileFormat::from_extension(path))
-        .ok_or_else(|| unknown_format(path))
+    FileFormat::sniff(&head[..got]).or_else(|| FileFormat::from_extension(path))
 }
 
 // ---------------------------------------------------------------------------------

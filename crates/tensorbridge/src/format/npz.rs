@@ -13,9 +13,13 @@
 //! - Other stored members (misaligned — `np.savez` places data at arbitrary offsets —,
 //!   byte-swapped, or cast with [`LoadOptions::dtype`]) are converted with one fast,
 //!   parallel copy out of the mapping.
-//! - *Deflated* members are decompressed straight into the tensor's buffer and their
-//!   CRC-32 is checked. (Zero-copy stored members are not checksummed: that would mean
-//!   reading every byte. [`NpzArchive::reader`] checks the CRC of both kinds.)
+//! - *Deflated* members are decompressed straight into the tensor's buffer.
+//!
+//! Every member that is copied or decompressed has its CRC-32 checked (as `np.load`
+//! does); a mismatch is an [`Error::Format`] naming the member. Zero-copy views of
+//! stored members are *not* checked — that would mean reading every byte, which is
+//! what a view avoids; ask for `mmap: Some(false)` to have a member copied and
+//! checked. [`NpzArchive::reader`] checks the CRC of both kinds.
 //!
 //! [`LoadOptions::mmap`] means what it means for `.npy` files: `Some(true)` insists on
 //! a zero-copy view (an error when impossible, including for deflated members),
@@ -48,7 +52,6 @@ use zip::{CompressionMethod, ZipArchive, ZipWriter};
 use super::io::relabel;
 use super::npy::{self, ElementSink, LoadOptions, NpyHeader, NpyReader};
 use super::{format_err, io_err, AtomicFile};
-use crate::cast::cast;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -196,16 +199,17 @@ impl<R: Read> Read for CheckedReader<R> {
             if self.crc.sum() != self.crc32 {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!(
-                        "CRC-32 mismatch: computed {:08x}, archive says {:08x} (corrupt data)",
-                        self.crc.sum(),
-                        self.crc32
-                    ),
+                    crc_mismatch(self.crc.sum(), self.crc32),
                 ));
             }
         }
         Ok(n)
     }
+}
+
+/// The refusal of a member whose bytes do not match the archive's CRC-32.
+fn crc_mismatch(computed: u32, stored: u32) -> String {
+    format!("CRC-32 mismatch: computed {computed:08x}, archive says {stored:08x} (corrupt data)")
 }
 
 fn zip_err<'a>(path: &'a str, what: &str) -> impl FnOnce(zip::result::ZipError) -> Error + 'a {
@@ -507,6 +511,12 @@ impl NpzArchive {
                 true,
             );
         }
+        // A copy reads every byte anyway: check the CRC-32 first, as np.load does.
+        let mut crc = flate2::Crc::new();
+        crc.update(raw);
+        if crc.sum() != m.crc32 {
+            return Err(format_err(label, crc_mismatch(crc.sum(), m.crc32)));
+        }
         let view = TensorView::new(
             self.storage.as_slice(),
             stored,
@@ -515,7 +525,7 @@ impl NpzArchive {
             offset,
             header.byte_order,
         )?;
-        cast(&view, target, opts.casting)
+        npy::copy_as(&view, target, opts.casting)
     }
 
     fn load_deflated(&self, m: &NpzMember, label: &str, opts: &LoadOptions) -> Result<Tensor> {
@@ -785,5 +795,43 @@ mod tests {
             e.contains("CRC-32 mismatch") && e.starts_with("c.npz:x: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn stored_member_copies_are_crc_checked_views_are_not() {
+        let data = sample();
+        let a = TensorView::from_slice(&data, &[24]).unwrap();
+        let mut w = NpzWriter::new(Cursor::new(Vec::new()), false);
+        w.add("x", &a).unwrap();
+        let mut bytes = w.finish().unwrap().into_inner();
+        let good = NpzArchive::from_bytes(&bytes, "s.npz").unwrap();
+        let m = good.member("x").unwrap().clone();
+        let copy = LoadOptions {
+            mmap: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            good.load("x", &copy).unwrap().to_vec::<f32>().unwrap(),
+            data
+        );
+        // Flip a bit of the last element.
+        let last = (m.data_start + m.size - 1) as usize;
+        bytes[last] ^= 0x01;
+        let z = NpzArchive::from_bytes(&bytes, "s.npz").unwrap();
+        let e = z.load("x", &copy).unwrap_err().to_string();
+        assert!(
+            e.contains("CRC-32 mismatch") && e.starts_with("s.npz:x: "),
+            "{e}"
+        );
+        // A cast is a copy too.
+        let cast_opts = LoadOptions {
+            dtype: Some(DType::Float64),
+            ..Default::default()
+        };
+        assert!(z.load("x", &cast_opts).is_err());
+        // The zero-copy view is documented as unchecked: it shows the flipped bit.
+        let v = z.load("x", &LoadOptions::default()).unwrap();
+        assert!(v.is_view());
+        assert_ne!(v.to_vec::<f32>().unwrap(), data);
     }
 }

@@ -212,7 +212,33 @@ pub(crate) fn convert_from(
         header.data_offset,
         header.byte_order,
     )?;
-    cast(&view, target, opts.casting)
+    copy_as(&view, target, opts.casting)
+}
+
+/// `view` cast to an owned C-contiguous `target` tensor — except that bool to bool
+/// copies the bytes as they are, as `np.load` does: a byte other than 0 or 1 stays
+/// what it is (however the file is ordered and whether it is mapped or read).
+pub(crate) fn copy_as(view: &TensorView<'_>, target: DType, casting: Casting) -> Result<Tensor> {
+    if view.dtype() != DType::Bool || target != DType::Bool {
+        return cast(view, target, casting);
+    }
+    let bytes = TensorView::new(
+        view.bytes(),
+        DType::UInt8,
+        view.shape().to_vec(),
+        view.strides().to_vec(),
+        view.offset(),
+        view.byte_order(),
+    )?;
+    let raw = cast(&bytes, DType::UInt8, Casting::Unsafe)?;
+    Tensor::from_storage(
+        raw.storage().clone(),
+        DType::Bool,
+        raw.shape().to_vec(),
+        raw.strides().to_vec(),
+        raw.offset(),
+        false,
+    )
 }
 
 /// Load an `.npy` image held in memory (such as an `.npz` member read elsewhere) into
