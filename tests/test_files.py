@@ -175,3 +175,125 @@ def test_failed_save_leaves_nothing(tmp_path):
     with pytest.raises(TypeError):
         tb.save(p, np.array(["strings are not supported"]))
     assert not p.exists() and os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# Issue 8: detection, empty archives, CRCs, NpzFile as a mapping, odd bools.
+
+
+def test_empty_npz_from_numpy_and_tensorbridge(tmp_path):
+    """np.savez(path) with no arrays writes only an end-of-central-directory record."""
+    p_np, p_tb = tmp_path / "np.npz", tmp_path / "tb.npz"
+    np.savez(p_np)
+    tb.savez(p_tb)
+    for p in (p_np, p_tb):
+        assert p.read_bytes()[:4] == b"PK\x05\x06"
+        assert list(np.load(p).keys()) == []
+        z = tb.load(p)
+        assert isinstance(z, tb.NpzFile)
+        assert z.keys() == [] and len(z) == 0 and list(z) == []
+        assert z.get("a") is None
+    # Detection is by content: the name does not matter.
+    renamed = tmp_path / "archive.bin"
+    renamed.write_bytes(p_np.read_bytes())
+    assert isinstance(tb.load(renamed), tb.NpzFile)
+    npy_named_bin = tmp_path / "array.bin"
+    np.save(npy_named_bin, np.arange(3))  # np.save appends .npy
+    os.rename(tmp_path / "array.bin.npy", npy_named_bin)
+    assert tb.load(npy_named_bin).numpy().tolist() == [0, 1, 2]
+
+
+def test_load_names_other_formats(tmp_path):
+    p = tmp_path / "m.safetensors"
+    tb.io.save_safetensors(p, {"a": np.zeros(2)})
+    with pytest.raises(ValueError, match="m.safetensors.*load_safetensors"):
+        tb.load(p)
+    with pytest.raises(FileNotFoundError):
+        tb.load(tmp_path / "missing")
+
+
+def _flip_last_data_byte(p, member):
+    """Flip one bit of the last byte of a stored member's data (the CRC-32 stays)."""
+    import zipfile
+
+    with zipfile.ZipFile(p) as zf:
+        info = zf.getinfo(member + ".npy")
+    data = bytearray(p.read_bytes())
+    # Local header: 30 bytes + name + extra, then the member's bytes.
+    n, e = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little"), int.from_bytes(
+        data[info.header_offset + 28:info.header_offset + 30], "little"
+    )
+    end = info.header_offset + 30 + n + e + info.compress_size
+    data[end - 1] ^= 0x01
+    p.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("writer", ["numpy", "tensorbridge"])
+def test_stored_npz_member_copies_are_crc_checked(tmp_path, writer):
+    a = np.arange(100, dtype=np.float64)
+    p = tmp_path / "c.npz"
+    (np.savez if writer == "numpy" else tb.savez)(p, x=a)
+    _flip_last_data_byte(p, "x")
+    with pytest.raises(Exception, match="CRC"):  # NumPy's own reader refuses it
+        np.load(p)["x"]
+    with pytest.raises(ValueError, match=r"c\.npz:x.*CRC-32 mismatch"):
+        tb.load(p, mmap=False)["x"]
+    with pytest.raises(ValueError, match="CRC-32"):
+        tb.load(p, dtype=tb.float32)["x"]  # a cast is a copy too
+    if writer == "tensorbridge":
+        # Aligned: a zero-copy view, documented as unchecked (it shows the flip).
+        t = tb.load(p)["x"]
+        assert t.is_view and t.numpy()[-1] != a[-1]
+    else:
+        # np.savez places data unaligned: the default copies, and checks.
+        with pytest.raises(ValueError, match="CRC-32"):
+            tb.load(p)["x"]
+
+
+def test_npzfile_is_a_mapping_and_says_when_closed(tmp_path):
+    p = tmp_path / "m.npz"
+    np.savez(p, a=np.arange(3))
+    z = tb.load(p)
+    for key in [(1, 2), 1, None, b"a"]:
+        with pytest.raises(KeyError):
+            z[key]
+        assert z.get(key) is None and z.get(key, 7) == 7
+        assert key not in z
+    assert z.get("a").numpy().tolist() == [0, 1, 2]
+    with np.load(p) as nz:  # the same mapping behaviour as NumPy's NpzFile for str keys
+        assert nz.get("zz") is None
+    z.close()
+    assert z.closed and z.path == str(p) and "closed" in repr(z)
+    for access in (lambda: z["a"], lambda: "a" in z, lambda: z.keys(), lambda: len(z), lambda: list(z),
+                   lambda: z.info("a"), lambda: z.get("a")):
+        with pytest.raises(ValueError, match="closed"):
+            access()
+    with tb.load(p) as z2:
+        t = z2["a"]
+    assert t.numpy().tolist() == [0, 1, 2]  # loaded tensors outlive the handle
+    with pytest.raises(ValueError, match="closed"):
+        z2["a"]
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_odd_bool_bytes_read_as_numpy_reads_them(tmp_path, order):
+    """Bytes other than 0/1 in a bool .npy: np.load keeps them as they are; so does
+    tb.load, mapped or not."""
+    raw = np.frombuffer(bytes([0, 2, 1, 255, 0, 3]), np.uint8).view(bool).reshape(2, 3)
+    a = np.asfortranarray(raw) if order == "F" else raw
+    p = tmp_path / "b.npy"
+    np.save(p, a)
+    expected = np.load(p)
+    assert expected.view(np.uint8).tolist() == raw.view(np.uint8).tolist()
+    for mmap in (True, False, None):
+        t = tb.load(p, mmap=mmap)
+        got = t.numpy()
+        assert got.dtype == bool
+        assert got.view(np.uint8).tolist() == expected.view(np.uint8).tolist(), mmap
+    for compress in (False, True):
+        pz = tmp_path / f"b{compress}.npz"
+        (np.savez_compressed if compress else np.savez)(pz, b=a)
+        with np.load(pz) as nz:
+            want = nz["b"].view(np.uint8).tolist()
+        for mmap in (False, None):
+            assert tb.load(pz, mmap=mmap)["b"].numpy().view(np.uint8).tolist() == want
