@@ -7,6 +7,8 @@
 //!   member data, and stream member by member;
 //! - [`safetensors`]: Hugging Face's named arrays (with string metadata);
 //! - [`tfrecord`]: TensorFlow's records of `tf.train.Example`s;
+//! - [`convert`]: streaming conversion between any two of them (what the
+//!   `tensorbridge convert` command and `tb.convert_file` run);
 //! - [`detect()`]: which of them a file is.
 //!
 //! Shared pieces: [`io`] (reading until full, errors that name the file,
@@ -25,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::view::TensorView;
 
+pub mod convert;
 pub mod gzip;
 pub mod io;
 pub mod npy;
