@@ -297,3 +297,120 @@ def test_odd_bool_bytes_read_as_numpy_reads_them(tmp_path, order):
             want = nz["b"].view(np.uint8).tolist()
         for mmap in (False, None):
             assert tb.load(pz, mmap=mmap)["b"].numpy().view(np.uint8).tolist() == want
+
+
+# ---------------------------------------------------------------------------
+# tb.convert_file: the CLI's converter, from Python; NumPy is the oracle.
+
+
+@pytest.mark.parametrize("target", [None, "float16", "int32", "bool", "complex64"])
+def test_convert_file_values_and_dtype(tmp_path, dtype_name, target):
+    a = sample(dtype_name, (3, 4), seed=3)
+    if dtype_name == "bfloat16":
+        # NumPy writes it as '<V2' (raw bytes): copied as it is, never cast by guess.
+        np.save(tmp_path / "h.npy", a)
+        if target is None:
+            tb.convert_file(tmp_path / "h.npy", tmp_path / "h2.npy")
+            assert bits(np.load(tmp_path / "h2.npy").view(ml_dtypes.bfloat16)) == bits(a)
+        else:
+            with pytest.raises(ValueError, match="bfloat16"):
+                tb.convert_file(tmp_path / "h.npy", tmp_path / "h2.npy", dtype=target)
+        return
+    variants = [("C", a), ("F", np.asfortranarray(a))]
+    if a.dtype.itemsize > 1:
+        variants.append(("swapped", a.astype(a.dtype.newbyteorder())))
+    for order, arr in variants:
+        src = tmp_path / f"{order}.npy"
+        np.save(src, arr)
+        for dst_name in (f"{order}-out.npy", f"{order}-out.npz"):
+            dst = tmp_path / dst_name
+            tb.convert_file(src, dst, dtype=target)
+            if dst.suffix == ".npz":
+                with np.load(dst) as z:
+                    assert list(z.keys()) == [order]
+                    got = z[order]
+            else:
+                got = np.load(dst)
+            want = arr.astype(np.dtype(target) if target else arr.dtype.newbyteorder("="))
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert bits(np.ascontiguousarray(got)) == bits(np.ascontiguousarray(want)), (order, dst_name)
+            if order == "F":
+                assert got.flags.f_contiguous  # Fortran order is kept
+
+
+def test_convert_file_between_all_formats(tmp_path):
+    arrays = {"a": np.arange(12, dtype=np.float32).reshape(3, 4), "c": np.array([-1, 0, 7], dtype=np.int64)}
+    src = tmp_path / "src.npz"
+    np.savez(src, **arrays)
+    tb.convert_file(src, tmp_path / "x.safetensors")
+    tb.convert_file(tmp_path / "x.safetensors", tmp_path / "x.tfrecord")
+    tb.convert_file(tmp_path / "x.tfrecord", tmp_path / "back.npz", compress=True)
+    with np.load(tmp_path / "back.npz") as z:
+        assert sorted(z.keys()) == ["a", "c"]
+        for k, v in arrays.items():
+            assert z[k].dtype == v.dtype and bits(z[k]) == bits(v)
+        assert all(i.compress_type == 8 for i in z.zip.infolist())  # deflated
+    tb.convert_file(src, tmp_path / "c.npy", member="c", dtype=tb.float64)
+    assert np.load(tmp_path / "c.npy").tolist() == [-1.0, 0.0, 7.0]
+    # An empty archive converts to an empty archive.
+    np.savez(tmp_path / "empty.npz")
+    tb.convert_file(tmp_path / "empty.npz", tmp_path / "empty2.npz")
+    assert list(np.load(tmp_path / "empty2.npz").keys()) == []
+
+
+def test_convert_file_bfloat16_v2(tmp_path):
+    a = sample("bfloat16", (5,))
+    src = tmp_path / "h.npy"
+    np.save(src, a)  # NumPy writes '<V2'
+    tb.convert_file(src, tmp_path / "copy.npy")
+    assert np.load(tmp_path / "copy.npy").dtype == np.dtype("V2")
+    tb.convert_file(src, tmp_path / "bf.npy", dtype=tb.bfloat16)
+    assert bits(np.load(tmp_path / "bf.npy").view(ml_dtypes.bfloat16)) == bits(a)
+    with pytest.raises(ValueError, match=r"h\.npy.*two raw bytes.*bfloat16"):
+        tb.convert_file(src, tmp_path / "bad.npy", dtype="float32")
+    assert not (tmp_path / "bad.npy").exists()
+
+
+def test_convert_file_errors_name_the_file_and_leave_nothing(tmp_path):
+    a = np.arange(-3, 9, dtype=np.float32).reshape(3, 4)
+    np.save(tmp_path / "a.npy", a)
+    np.savez(tmp_path / "ab.npz", a=a, b=np.ones(2))
+    before = sorted(os.listdir(tmp_path))
+    out = tmp_path / "out.npy"
+    # A checked cast fails where the values do not fit, with the index in the array.
+    with pytest.raises(ValueError, match=r"a\.npy: checked cast .* index \[0, 0\]"):
+        tb.convert_file(tmp_path / "a.npy", out, dtype="uint8", casting="checked")
+    assert not np.can_cast(np.float32, np.int8, casting="safe")
+    with pytest.raises(TypeError, match="cannot cast"):
+        tb.convert_file(tmp_path / "a.npy", out, dtype="int8", casting="safe")
+    with pytest.raises(ValueError, match="ab.npz.*member"):
+        tb.convert_file(tmp_path / "ab.npz", out)
+    with pytest.raises(ValueError, match='ab.npz: no array named "zz"'):
+        tb.convert_file(tmp_path / "ab.npz", tmp_path / "out.npz", member="zz")
+    with pytest.raises(ValueError, match="out.txt.*unknown file type"):
+        tb.convert_file(tmp_path / "a.npy", tmp_path / "out.txt")
+    with pytest.raises(FileNotFoundError):
+        tb.convert_file(tmp_path / "missing.npy", out)
+    with pytest.raises(ValueError, match="casting"):
+        tb.convert_file(tmp_path / "a.npy", out, dtype="int8", casting="yolo")
+    with pytest.raises(TypeError):
+        tb.convert_file(tmp_path / "a.npy", out, dtype="float128")
+    z = tmp_path / "z.npy"
+    np.save(z, np.zeros(2, np.complex128))
+    with pytest.raises(ValueError, match="z.safetensors.*complex128"):
+        tb.convert_file(z, tmp_path / "z.safetensors")
+    os.remove(z)
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_convert_file_checked_index_is_global_across_chunks(tmp_path):
+    """The failing element lies past the first 8 MiB chunk: its index is the index in
+    the whole array (C and Fortran order)."""
+    a = np.zeros((3000, 1000), np.float32)  # 12 MB
+    a[2500, 7] = -1.0
+    for order in ("C", "F"):
+        src = tmp_path / f"{order}.npy"
+        np.save(src, np.asfortranarray(a) if order == "F" else a)
+        with pytest.raises(ValueError, match=r"index \[2500, 7\].*-1"):
+            tb.convert_file(src, tmp_path / "o.npy", dtype="uint8", casting="checked")
+    assert not (tmp_path / "o.npy").exists()

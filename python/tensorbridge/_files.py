@@ -10,7 +10,7 @@ from . import _core
 from ._convert import Tensor, _array_args, _as_array
 from ._dtypes import dtype as _dtype
 
-__all__ = ["load", "save", "savez", "NpzFile"]
+__all__ = ["load", "save", "savez", "NpzFile", "convert_file"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -61,6 +61,45 @@ def savez(path: PathLike, *, compress: bool = False, **named: Any) -> None:
     """
     names = list(named)
     _core.save_npz(os.fspath(path), names, [_item(named[n]) for n in names], compress)
+
+
+def convert_file(
+    src: PathLike,
+    dst: PathLike,
+    *,
+    dtype: Any = None,
+    casting: str = "unsafe",
+    member: Optional[str] = None,
+    compress: bool = False,
+) -> None:
+    """Convert the array file ``src`` to ``dst``: between ``.npy``, ``.npz``,
+    ``.safetensors`` and ``.tfrecord``, streaming — what the ``tensorbridge convert``
+    command does, with the same messages.
+
+    The source's format is found from its first bytes (else its extension), the
+    destination's from its extension. ``.npy`` and ``.npz`` are converted in bounded
+    memory (8 MiB at a time), whatever their size; ``.safetensors`` and ``.tfrecord``
+    are held in memory. Fortran order is kept where the destination has it.
+
+    ``dtype`` casts every array under ``casting`` (``"unsafe"`` as ``astype``,
+    ``"same_kind"``, ``"safe"``, ``"checked"``, ``"saturate"``), in the same pass; a
+    ``'<V2'`` array (NumPy's bfloat16) is copied as it is without ``dtype`` and read
+    as bfloat16 with ``dtype=tb.bfloat16``. ``member`` converts only that array
+    (needed for a ``.npy`` destination when the source holds several).
+    ``compress=True`` deflates the members of a ``.npz`` destination.
+
+    Everything that can be checked is checked before ``dst`` is created, and ``dst``
+    appears only once complete (written under a temporary name, then renamed): an
+    error leaves nothing behind. Errors name the file (and member): ``ValueError`` for
+    bad files, missing members and failed checked casts (with the index in the whole
+    array), ``TypeError`` for a cast the casting mode refuses, ``OSError`` for I/O.
+    """
+    target = None if dtype is None else _dtype(dtype)
+    if not isinstance(casting, str):
+        raise TypeError(f"casting must be a str, not {type(casting).__name__}")
+    if member is not None and not isinstance(member, str):
+        raise TypeError(f"member must be a str, not {type(member).__name__}")
+    _core.convert_file(os.fspath(src), os.fspath(dst), target, casting, member, bool(compress))
 
 
 class NpzFile(Mapping):

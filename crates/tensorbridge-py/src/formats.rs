@@ -10,9 +10,10 @@ use pyo3::types::{PyDict, PyList};
 
 use tensorbridge::format::npy::{self, LoadOptions};
 use tensorbridge::format::npz::{self, NpzArchive};
+use tensorbridge::format::convert::{self, ConvertOptions};
 use tensorbridge::format::{self, FileFormat};
 
-use crate::{parse_dtype, Held, OrPy, PyTensor};
+use crate::{parse_casting, parse_dtype, Held, OrPy, PyTensor};
 
 fn options(mmap: Option<bool>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<LoadOptions> {
     Ok(LoadOptions {
@@ -155,8 +156,33 @@ fn detect_format(py: Python<'_>, path: PathBuf) -> Option<&'static str> {
         .map(FileFormat::name)
 }
 
+/// Convert the file `src` to `dst` (formats by content and extension), streaming;
+/// the core's `format::convert`, as the `tensorbridge convert` command runs it.
+#[pyfunction]
+#[pyo3(signature = (src, dst, dtype=None, casting="unsafe", member=None, compress=false))]
+fn convert_file(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    dtype: Option<&Bound<'_, PyAny>>,
+    casting: &str,
+    member: Option<String>,
+    compress: bool,
+) -> PyResult<()> {
+    let opts = ConvertOptions {
+        dtype: dtype.map(parse_dtype).transpose()?,
+        casting: parse_casting(casting)?,
+        member,
+        compress,
+        ..ConvertOptions::default()
+    };
+    py.allow_threads(|| convert::convert_file(&src, &dst, &opts))
+        .or_py()
+}
+
 /// Add this module's functions and classes to `tensorbridge._core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(convert_file, m)?)?;
     m.add_function(wrap_pyfunction!(detect_format, m)?)?;
     m.add_function(wrap_pyfunction!(load_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npy, m)?)?;
