@@ -8,9 +8,9 @@ use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use tensorbridge::format::convert::{self, ConvertOptions};
 use tensorbridge::format::npy::{self, LoadOptions};
 use tensorbridge::format::npz::{self, NpzArchive};
-use tensorbridge::format::convert::{self, ConvertOptions};
 use tensorbridge::format::{self, FileFormat};
 
 use crate::{parse_casting, parse_dtype, Held, OrPy, PyTensor};

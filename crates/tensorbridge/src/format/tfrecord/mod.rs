@@ -21,9 +21,10 @@
 //! # Reading
 //!
 //! [`RecordReader`] checks both CRCs of every record; [`ExampleReader`] parses each
-//! record's `Example` into `(name, Tensor)` pairs. Besides `bytes_list` features
-//! holding a serialized tensor it accepts `float_list` and `int64_list` features
-//! (as 1-d float32 / int64 tensors). [`parse_tensor`] reads any
+//! record's `Example` into `(name, Feature)` pairs: a `bytes_list` holding one
+//! serialized tensor is that tensor, any other `bytes_list` (encoded images,
+//! strings) its list of byte strings, and `float_list` / `int64_list` features 1-d
+//! float32 / int64 tensors (see [`Feature`]). [`parse_tensor`] reads any
 //! `tf.io.serialize_tensor` output, and also the typed repeated fields
 //! (`float_val`, `half_val`, `int_val`, ...) that `tf.make_tensor_proto` uses for
 //! small tensors, including TensorFlow's rule that the last value repeats to fill
