@@ -489,6 +489,7 @@ impl NpzArchive {
         npy::check_data_fits(&header, raw.len() as u64, label)?;
         // In bounds: `raw` lies inside the storage and the data inside `raw`.
         let offset = m.data_start as usize + header.data_offset;
+        #[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the MSRV
         let aligned = (self.storage.as_ptr() as usize + offset) % stored.alignment() == 0;
         let as_is = npy::usable_as_is(&header, stored, target) && aligned;
         let map = match opts.mmap {

@@ -58,6 +58,7 @@ impl ElementSink {
         name: &str,
     ) -> Result<()> {
         let size = self.dtype.size();
+        #[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the MSRV
         if bytes.len() % size != 0 {
             return Err(Error::InvalidArgument(format!(
                 "{} bytes are not whole elements of {}",
