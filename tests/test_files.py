@@ -207,7 +207,7 @@ def test_empty_npz_from_numpy_and_tensorbridge(tmp_path):
 def test_load_names_other_formats(tmp_path):
     p = tmp_path / "m.safetensors"
     tb.io.save_safetensors(p, {"a": np.zeros(2)})
-    with pytest.raises(ValueError, match="m.safetensors.*load_safetensors"):
+    with pytest.raises(ValueError, match="m.safetensors.*safetensors file"):
         tb.load(p)
     with pytest.raises(FileNotFoundError):
         tb.load(tmp_path / "missing")

@@ -32,14 +32,12 @@ def load(path: PathLike, *, mmap: Optional[bool] = None, dtype: Any = None) -> U
     """
     target = None if dtype is None else _dtype(dtype)
     path = os.fspath(path)
-    # The core's one detection rule: the first bytes, else the extension.
-    fmt = _core.detect_format(path)
-    if fmt == "npz":
-        return NpzFile(path, mmap=mmap, dtype=target)
-    if fmt in ("safetensors", "tfrecord"):
-        reader = "tb.io.load_safetensors" if fmt == "safetensors" else "tb.io.read_tfrecord"
-        raise ValueError(f"{path}: a .{fmt} file, not .npy or .npz: read it with {reader}")
-    return _core.load_npy(path, mmap, target)
+    # The core's one detection rule (first bytes, else extension), in the same read
+    # as an .npy header.
+    loaded = _core.load(path, mmap, target)
+    if isinstance(loaded, _core.NpzArchiveHandle):
+        return NpzFile._from_handle(loaded, mmap=mmap, dtype=target)
+    return loaded
 
 
 def save(path: PathLike, x: Any) -> None:
@@ -120,11 +118,20 @@ class NpzFile(Mapping):
     """
 
     def __init__(self, path: PathLike, *, mmap: Optional[bool] = None, dtype: Any = None) -> None:
-        self._handle = _core.NpzArchiveHandle(os.fspath(path))
-        self._path = self._handle.path
+        self._init(_core.NpzArchiveHandle(os.fspath(path)), mmap, dtype)
+
+    @classmethod
+    def _from_handle(cls, handle: Any, *, mmap: Optional[bool], dtype: Any) -> "NpzFile":
+        self = cls.__new__(cls)
+        self._init(handle, mmap, dtype)
+        return self
+
+    def _init(self, handle: Any, mmap: Optional[bool], dtype: Any) -> None:
+        self._handle = handle
+        self._path = handle.path
         self._mmap = mmap
         self._dtype = dtype
-        self._keys = self._handle.keys()
+        self._keys = handle.keys()
 
     @property
     def path(self) -> str:

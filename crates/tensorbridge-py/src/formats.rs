@@ -38,6 +38,29 @@ fn load_npy(
     Ok(PyTensor { inner: t })
 }
 
+/// `tb.load`: the `.npy` file's tensor, or an `NpzArchiveHandle` for an `.npz`
+/// archive — by the core's one detection rule (first bytes, else extension).
+#[pyfunction]
+#[pyo3(signature = (path, mmap=None, dtype=None))]
+fn load(
+    py: Python<'_>,
+    path: PathBuf,
+    mmap: Option<bool>,
+    dtype: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyObject> {
+    let opts = options(mmap, dtype)?;
+    match py.allow_threads(|| format::load(&path, &opts)).or_py()? {
+        format::Loaded::Array(t) => Ok(Py::new(py, PyTensor { inner: t })?.into_any()),
+        format::Loaded::Archive(a) => Ok(Py::new(
+            py,
+            NpzArchiveHandle {
+                archive: Arc::new(a),
+            },
+        )?
+        .into_any()),
+    }
+}
+
 /// Write one array to a `.npy` file (atomically: temporary name, then rename).
 #[pyfunction]
 fn save_npy(py: Python<'_>, path: PathBuf, item: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -184,6 +207,7 @@ fn convert_file(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert_file, m)?)?;
     m.add_function(wrap_pyfunction!(detect_format, m)?)?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(load_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npz, m)?)?;

@@ -142,3 +142,37 @@ fn odd_bool_bytes_read_the_same_mapped_or_copied() {
         }
     }
 }
+
+#[test]
+fn load_opens_arrays_and_archives_by_content() {
+    use tensorbridge::format::{load, Loaded};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = sample(DType::Int16, &[4]);
+    npy::save(d.join("a.bin"), &t.view()).unwrap();
+    npz::save(d.join("z.bin"), &[("t", t.view())], false).unwrap();
+    npz::save(d.join("empty.npz"), &[], false).unwrap();
+    tensorbridge::format::safetensors::save_safetensors(d.join("s.npy"), &[("t", t.view())])
+        .unwrap();
+    match load(d.join("a.bin"), &opts(None)).unwrap() {
+        Loaded::Array(a) => assert_eq!(a.to_vec::<i16>().unwrap(), t.to_vec::<i16>().unwrap()),
+        other => panic!("{other:?}"),
+    }
+    match load(d.join("z.bin"), &opts(None)).unwrap() {
+        Loaded::Archive(z) => assert_eq!(z.names().collect::<Vec<_>>(), ["t"]),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        load(d.join("empty.npz"), &opts(None)).unwrap(),
+        Loaded::Archive(z) if z.is_empty()
+    ));
+    let e = load(d.join("s.npy"), &opts(None)).unwrap_err().to_string();
+    assert!(e.contains("s.npy") && e.contains("safetensors"), "{e}");
+    std::fs::write(d.join("g.txt"), b"\x00 nothing").unwrap();
+    let e = load(d.join("g.txt"), &opts(None)).unwrap_err().to_string();
+    assert!(e.contains("bad magic"), "{e}");
+    assert!(matches!(
+        load(d.join("missing.npy"), &opts(None)),
+        Err(tensorbridge::Error::Io { .. })
+    ));
+}

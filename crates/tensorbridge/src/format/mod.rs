@@ -146,6 +146,36 @@ pub fn detect(path: impl AsRef<Path>) -> Option<FileFormat> {
     FileFormat::sniff(&head[..got]).or_else(|| FileFormat::from_extension(path))
 }
 
+/// What [`load`] found: one array, or an archive of named arrays.
+#[derive(Debug)]
+pub enum Loaded {
+    /// An `.npy` file's array.
+    Array(Tensor),
+    /// An `.npz` archive, opened (its directory read, no member loaded).
+    Archive(npz::NpzArchive),
+}
+
+/// Load the NumPy file at `path` by its format ([`detect`]'s rule, from the same
+/// first read that an `.npy` header needs — no extra I/O): an `.npy` array (see
+/// [`npy::load`]), or an opened `.npz` archive. A safetensors or TFRecord file is
+/// refused, naming its format. What `tb.load` runs.
+pub fn load(path: impl AsRef<Path>, opts: &npy::LoadOptions) -> Result<Loaded> {
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(io_err(&name))?;
+    let head = npy::read_head(&file, &name)?;
+    match FileFormat::sniff(&head).or_else(|| FileFormat::from_extension(path)) {
+        Some(FileFormat::Npz) => Ok(Loaded::Archive(npz::NpzArchive::from_file(&file, &name)?)),
+        Some(f @ (FileFormat::Safetensors | FileFormat::Tfrecord)) => Err(format_err(
+            &name,
+            format!("a .{f} file, not .npy or .npz: read it with the {f} reader (tb.io)"),
+        )),
+        Some(FileFormat::Npy) | None => {
+            npy::load_opened(&file, &name, Some(head), opts).map(Loaded::Array)
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Element bytes.
 

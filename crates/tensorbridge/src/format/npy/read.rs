@@ -46,9 +46,21 @@ pub fn read_header(path: impl AsRef<Path>) -> Result<NpyHeader> {
 /// Read and parse the header at the start of `file` with positional reads (usually
 /// one: the first 512 bytes hold any header NumPy writes for up to ~20 dimensions).
 fn read_file_header(file: &File, name: &str) -> Result<NpyHeader> {
+    header_from_head(file, read_head(file, name)?, name)
+}
+
+/// The first bytes of `file` (up to 512: any header NumPy writes for up to ~20
+/// dimensions, and enough to tell any format by; see `FileFormat::sniff`).
+pub(crate) fn read_head(file: &File, name: &str) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; 512];
     let got = read_full_at(file, &mut buf, 0).map_err(io_err(name))?;
     buf.truncate(got);
+    Ok(buf)
+}
+
+/// Parse the header of `file`, whose first bytes `buf` holds (more are read when
+/// the header is longer).
+fn header_from_head(file: &File, mut buf: Vec<u8>, name: &str) -> Result<NpyHeader> {
     let (_, data_offset) = preamble(&buf, name)?;
     if data_offset > buf.len() {
         // The length is bounded by `preamble` (at most 40 kB).
@@ -131,12 +143,26 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Tensor> {
     let path = path.as_ref();
     let name = path.display().to_string();
     let file = File::open(path).map_err(io_err(&name))?;
-    let file_len = file.metadata().map_err(io_err(&name))?.len();
-    let header = read_file_header(&file, &name)?;
-    let stored = header.resolve_dtype(opts.dtype, &name)?;
+    load_opened(&file, &name, None, opts)
+}
+
+/// [`load`] of an opened file named `name`, whose first bytes `head` may hold
+/// already (as [`read_head`] read them).
+pub(crate) fn load_opened(
+    file: &File,
+    name: &str,
+    head: Option<Vec<u8>>,
+    opts: &LoadOptions,
+) -> Result<Tensor> {
+    let file_len = file.metadata().map_err(io_err(name))?.len();
+    let header = match head {
+        Some(head) => header_from_head(file, head, name)?,
+        None => read_file_header(file, name)?,
+    };
+    let stored = header.resolve_dtype(opts.dtype, name)?;
     let target = opts.dtype.unwrap_or(stored);
     stored.check_cast(target, opts.casting)?;
-    check_data_fits(&header, file_len, &name)?;
+    check_data_fits(&header, file_len, name)?;
 
     // A mapping starts on a page boundary, so alignment is the offset's.
     let aligned = header.data_offset % stored.alignment() == 0;
@@ -144,7 +170,7 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Tensor> {
     let map = match opts.mmap {
         Some(true) if !as_is => {
             return Err(format_err(
-                &name,
+                name,
                 no_map_reason(&header, stored, target, aligned),
             ))
         }
@@ -152,7 +178,7 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Tensor> {
         None => as_is && header.data_len() >= MMAP_THRESHOLD,
     };
     if map {
-        let storage = Arc::new(Storage::map_file(&file).map_err(io_err(&name))?);
+        let storage = Arc::new(Storage::map_file(file).map_err(io_err(name))?);
         return Tensor::from_storage(
             storage,
             stored,
@@ -165,16 +191,16 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Tensor> {
     if as_is && !header.fortran_order {
         // The common case: one read straight into the tensor's buffer.
         return build_filled(stored, &header.shape, |buf| {
-            read_exact_at(&file, buf, header.data_offset as u64).map_err(io_err(&name))
+            read_exact_at(file, buf, header.data_offset as u64).map_err(io_err(name))
         });
     }
     // Byte-swapped, Fortran-ordered or cast: convert from a temporary mapping in one
     // pass; where the file cannot be mapped, from a buffer read first.
-    match Storage::map_file(&file) {
+    match Storage::map_file(file) {
         Ok(storage) => convert_from(&header, storage.as_slice(), stored, target, opts),
         Err(_) => {
             let mut data = vec![0u8; header.data_len()];
-            read_exact_at(&file, &mut data, header.data_offset as u64).map_err(io_err(&name))?;
+            read_exact_at(file, &mut data, header.data_offset as u64).map_err(io_err(name))?;
             let mut h = header.clone();
             h.data_offset = 0;
             convert_from(&h, &data, stored, target, opts)

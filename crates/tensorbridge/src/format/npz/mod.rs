@@ -235,8 +235,13 @@ impl NpzArchive {
         let path = path.as_ref();
         let name = path.display().to_string();
         let file = File::open(path).map_err(io_err(&name))?;
-        let storage = Storage::map_file(&file).map_err(io_err(&name))?;
-        Self::from_storage(Arc::new(storage), &name)
+        Self::from_file(&file, &name)
+    }
+
+    /// Open the archive in the opened `file`, named `name` in errors.
+    pub(crate) fn from_file(file: &File, name: &str) -> Result<NpzArchive> {
+        let storage = Storage::map_file(file).map_err(io_err(name))?;
+        Self::from_storage(Arc::new(storage), name)
     }
 
     /// Open an archive held in memory (copied once into aligned storage). `name`
