@@ -4,8 +4,9 @@
 //! - `tensorbridge inspect FILE... [--json]`: name, dtype, shape, order and bytes of
 //!   every array (every `.npz` member, with its compression and stored size), read
 //!   from headers only.
-//! - `tensorbridge convert IN OUT [--dtype D] [--casting MODE]`: between formats (by
-//!   extension), streaming in bounded memory between `.npy`/`.npz` (`.safetensors`
+//! - `tensorbridge convert IN OUT [--dtype D] [--casting MODE]`: between formats (the
+//!   input's by its first bytes, else its extension; the output's by its extension),
+//!   streaming in bounded memory between `.npy`/`.npz` (`.safetensors`
 //!   and `.tfrecord` are held in memory), with a progress bar on stderr for large
 //!   inputs. `--shards N` and `--gzip` apply to a `.tfrecord` input or output.
 //!
@@ -45,7 +46,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Convert between .npy, .npz, .safetensors and .tfrecord (by extension).
+    /// Convert between .npy, .npz, .safetensors and .tfrecord (input by content, output by extension).
     Convert(ConvertArgs),
 }
 
