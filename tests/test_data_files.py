@@ -292,3 +292,14 @@ def test_to_tensorflow_from_files(shards):
     tfds = Dataset.from_files(paths).batch(4).to_tensorflow()
     got = np.concatenate([x.numpy() for x in tfds])
     np.testing.assert_array_equal(got, np.concatenate(arrs))
+
+
+def test_npz_found_by_content_not_name(tmp_path):
+    """from_files opens archives by the core's one detection rule (issue 8): an
+    archive named without .npz is still an archive."""
+    x = np.arange(12, dtype=np.int16).reshape(6, 2)
+    for i, part in enumerate((x[:4], x[4:])):
+        np.savez(tmp_path / f"part{i}.npz", only=part)
+        os.rename(tmp_path / f"part{i}.npz", tmp_path / f"part{i}.bin")
+    ds = Dataset.from_files([str(tmp_path / "part0.bin"), str(tmp_path / "part1.bin")])
+    assert_rows_equal(rows(ds), list(x))

@@ -396,3 +396,81 @@ def test_misaligned_safetensors_member_is_copied(tmp_path):
     np.testing.assert_array_equal(loaded["b"].numpy(), [1.5, -2.25])
     # The safetensors package agrees on the values.
     np.testing.assert_array_equal(safetensors.numpy.load_file(str(path))["b"], [1.5, -2.25])
+
+
+# ---------------------------------------------------------------------------
+# bytes_list features and safetensors metadata (issue 8)
+
+
+@pytest.mark.parametrize("compression", [None, "GZIP"])
+def test_bytes_list_features_come_back_as_bytes(tmp_path, compression):
+    """Real users' records hold encoded images and strings in bytes_list features:
+    each comes back as a list of bytes (tf.train.Example written by TensorFlow)."""
+    path = str(tmp_path / "img.tfrecord")
+    options = tf.io.TFRecordOptions(compression_type=compression or "")
+    images = [tf.io.encode_png(tf.constant(np.full((2, 3, 1), i * 40, np.uint8))).numpy() for i in range(3)]
+    jpeg = tf.io.encode_jpeg(tf.constant(np.zeros((4, 4, 3), np.uint8))).numpy()
+    tensor = tf.io.serialize_tensor(tf.constant([1.5, -2.0], dtype=tf.float32)).numpy()
+    with tf.io.TFRecordWriter(path, options) as w:
+        for i, png in enumerate(images):
+            feature = {
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+                "jpeg": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+                "words": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"cat", "ünï".encode(), b""][: i + 1])),
+                "empty": tf.train.Feature(bytes_list=tf.train.BytesList(value=[])),
+                "two_tensors": tf.train.Feature(bytes_list=tf.train.BytesList(value=[tensor, tensor])),
+                "tensor": tf.train.Feature(bytes_list=tf.train.BytesList(value=[tensor])),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[i])),
+            }
+            w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    records = list(tb.io.read_tfrecord(path, compression=compression))
+    # TensorFlow's own parse of the same records is the oracle.
+    tf_records = [
+        tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path, compression_type=compression or "")
+    ]
+    assert len(records) == len(tf_records) == 3
+    for i, (r, ex) in enumerate(zip(records, tf_records)):
+        for name in ("image", "jpeg", "words", "empty", "two_tensors"):
+            want = list(ex.features.feature[name].bytes_list.value)
+            assert r[name] == want and all(type(b) is bytes for b in r[name]), name
+        assert r["image"][0] == images[i]
+        assert tf.io.decode_png(r["image"][0]).numpy().max() == i * 40
+        assert_same(r["tensor"], np.array([1.5, -2.0], np.float32))
+        assert_same(r["label"], np.array([i], np.int64))
+
+
+def test_single_string_feature(tmp_path):
+    path = str(tmp_path / "s.tfrecord")
+    with tf.io.TFRecordWriter(path) as w:
+        feature = {"s": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"text"]))}
+        w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    assert list(tb.io.read_tfrecord(path)) == [{"s": [b"text"]}]
+
+
+@pytest.mark.parametrize("metadata", [None, {}, {"format": "pt", "note": 'ünïcode "quoted"', "": "empty key"}])
+def test_safetensors_metadata_both_ways(tmp_path, metadata):
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    ours, theirs = tmp_path / "ours.safetensors", tmp_path / "theirs.safetensors"
+    tb.io.save_safetensors(ours, {"a": a}, metadata=metadata)
+    safetensors.numpy.save_file({"a": a}, str(theirs), metadata=metadata)
+    for p in (ours, theirs):
+        with safetensors.safe_open(str(p), framework="np") as f:
+            expected = f.metadata()
+            assert_same(f.get_tensor("a"), a)
+        assert tb.io.safetensors_metadata(p) == expected
+        assert_same(tb.io.load_safetensors(p)["a"], a)
+    if metadata:
+        assert tb.io.safetensors_metadata(ours) == metadata
+
+
+def test_safetensors_metadata_must_be_str_to_str(tmp_path):
+    p = tmp_path / "m.safetensors"
+    for bad in ({"a": 1}, {1: "a"}, ["a", "b"], "text"):
+        with pytest.raises(TypeError, match="metadata"):
+            tb.io.save_safetensors(p, {"x": np.zeros(2)}, metadata=bad)
+    assert not p.exists()
+    with pytest.raises(FileNotFoundError):
+        tb.io.safetensors_metadata(tmp_path / "missing.safetensors")
+    p.write_bytes(b"1234")
+    with pytest.raises(ValueError, match="m.safetensors"):
+        tb.io.safetensors_metadata(p)

@@ -15,7 +15,7 @@ from ._convert import Tensor, cast, constant, convert_to_tensor, stack
 from ._dtypes import DType, _BY_NAME, dtype
 from . import data, ops  # noqa: E402 - tb.data pipeline and tb.ops (issue 5)
 from . import io
-from ._files import NpzFile, load, save, savez
+from ._files import NpzFile, convert_file, load, save, savez
 from ._interop import from_dlpack
 
 bool = _BY_NAME["bool"]  # noqa: A001 - TensorFlow's name
@@ -52,7 +52,7 @@ def _version() -> str:
 __version__ = _version()
 
 __all__ = [
-    "DType", "Tensor", "load", "save", "savez", "NpzFile", "dtype", "convert_to_tensor", "constant", "cast", "stack", "CASTING_MODES",
+    "DType", "Tensor", "load", "save", "savez", "NpzFile", "convert_file", "dtype", "convert_to_tensor", "constant", "cast", "stack", "CASTING_MODES",
     "from_dlpack",
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "bfloat16", "float32", "float64", "complex64", "complex128", "half", "double",

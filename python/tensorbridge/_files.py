@@ -10,18 +10,13 @@ from . import _core
 from ._convert import Tensor, _array_args, _as_array
 from ._dtypes import dtype as _dtype
 
-__all__ = ["load", "save", "savez", "NpzFile"]
+__all__ = ["load", "save", "savez", "NpzFile", "convert_file"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _item(x: Any) -> Any:
     return x if isinstance(x, Tensor) else _array_args(_as_array(x))
-
-
-def _is_zip(path: PathLike) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == b"PK\x03\x04"
 
 
 def load(path: PathLike, *, mmap: Optional[bool] = None, dtype: Any = None) -> Union[Tensor, "NpzFile"]:
@@ -37,10 +32,12 @@ def load(path: PathLike, *, mmap: Optional[bool] = None, dtype: Any = None) -> U
     """
     target = None if dtype is None else _dtype(dtype)
     path = os.fspath(path)
-    # Trust a .npy extension (sniffing costs an extra open per file); else sniff.
-    if not path.endswith(".npy") and _is_zip(path):
-        return NpzFile(path, mmap=mmap, dtype=target)
-    return _core.load_npy(path, mmap, target)
+    # The core's one detection rule (first bytes, else extension), in the same read
+    # as an .npy header.
+    loaded = _core.load(path, mmap, target)
+    if isinstance(loaded, _core.NpzArchiveHandle):
+        return NpzFile._from_handle(loaded, mmap=mmap, dtype=target)
+    return loaded
 
 
 def save(path: PathLike, x: Any) -> None:
@@ -64,45 +61,122 @@ def savez(path: PathLike, *, compress: bool = False, **named: Any) -> None:
     _core.save_npz(os.fspath(path), names, [_item(named[n]) for n in names], compress)
 
 
+def convert_file(
+    src: PathLike,
+    dst: PathLike,
+    *,
+    dtype: Any = None,
+    casting: str = "unsafe",
+    member: Optional[str] = None,
+    compress: bool = False,
+) -> None:
+    """Convert the array file ``src`` to ``dst``: between ``.npy``, ``.npz``,
+    ``.safetensors`` and ``.tfrecord``, streaming — what the ``tensorbridge convert``
+    command does, with the same messages.
+
+    The source's format is found from its first bytes (else its extension), the
+    destination's from its extension. ``.npy`` and ``.npz`` are converted in bounded
+    memory (8 MiB at a time), whatever their size; ``.safetensors`` and ``.tfrecord``
+    are held in memory. Fortran order is kept where the destination has it.
+
+    ``dtype`` casts every array under ``casting`` (``"unsafe"`` as ``astype``,
+    ``"same_kind"``, ``"safe"``, ``"checked"``, ``"saturate"``), in the same pass; a
+    ``'<V2'`` array (NumPy's bfloat16) is copied as it is without ``dtype`` and read
+    as bfloat16 with ``dtype=tb.bfloat16``. ``member`` converts only that array
+    (needed for a ``.npy`` destination when the source holds several).
+    ``compress=True`` deflates the members of a ``.npz`` destination.
+
+    Everything that can be checked is checked before ``dst`` is created, and ``dst``
+    appears only once complete (written under a temporary name, then renamed): an
+    error leaves nothing behind. Errors name the file (and member): ``ValueError`` for
+    bad files, missing members and failed checked casts (with the index in the whole
+    array), ``TypeError`` for a cast the casting mode refuses, ``OSError`` for I/O.
+    """
+    target = None if dtype is None else _dtype(dtype)
+    if not isinstance(casting, str):
+        raise TypeError(f"casting must be a str, not {type(casting).__name__}")
+    if member is not None and not isinstance(member, str):
+        raise TypeError(f"member must be a str, not {type(member).__name__}")
+    _core.convert_file(os.fspath(src), os.fspath(dst), target, casting, member, bool(compress))
+
+
 class NpzFile(Mapping):
     """A lazy, read-only mapping of an ``.npz`` archive's members to tensors.
 
     Members are read only when accessed. Stored members whose data is aligned are
     zero-copy views of one mapping of the file (``is_view`` true); others are read
     with one copy; deflated members are decompressed straight into the tensor.
-    Supports ``keys()``, ``[name]``, ``in``, ``len``, iteration and ``with``.
+    Supports ``keys()``, ``[name]``, ``get``, ``in``, ``len``, iteration and ``with``.
+
+    Every member that is read (decompressed or copied) has its CRC-32 checked, as
+    ``np.load`` does: a mismatch raises ``ValueError`` naming the member. A zero-copy
+    view of a stored member is *not* checked — that would mean reading every byte of
+    it; load with ``mmap=False`` to have it copied and checked.
+
+    After :meth:`close`, reading members raises ``ValueError`` (tensors already
+    loaded stay valid).
     """
 
     def __init__(self, path: PathLike, *, mmap: Optional[bool] = None, dtype: Any = None) -> None:
-        self._handle = _core.NpzArchiveHandle(os.fspath(path))
+        self._init(_core.NpzArchiveHandle(os.fspath(path)), mmap, dtype)
+
+    @classmethod
+    def _from_handle(cls, handle: Any, *, mmap: Optional[bool], dtype: Any) -> "NpzFile":
+        self = cls.__new__(cls)
+        self._init(handle, mmap, dtype)
+        return self
+
+    def _init(self, handle: Any, mmap: Optional[bool], dtype: Any) -> None:
+        self._handle = handle
+        self._path = handle.path
         self._mmap = mmap
         self._dtype = dtype
-        self._keys = self._handle.keys()
+        self._keys = handle.keys()
 
     @property
     def path(self) -> str:
         """The archive's path."""
-        return self._handle.path
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._handle is None
+
+    def _open_handle(self) -> Any:
+        if self._handle is None:
+            raise ValueError(f"NpzFile {self._path!r} is closed")
+        return self._handle
 
     def __getitem__(self, name: str) -> Tensor:
-        return self._handle.load(name, self._mmap, self._dtype)
+        handle = self._open_handle()
+        if not isinstance(name, str):
+            raise KeyError(name)
+        return handle.load(name, self._mmap, self._dtype)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._handle
+        handle = self._open_handle()
+        return isinstance(name, str) and name in handle
 
     def __iter__(self) -> Iterator[str]:
+        self._open_handle()
         return iter(self._keys)
 
     def __len__(self) -> int:
+        self._open_handle()
         return len(self._keys)
 
     def keys(self):  # type: ignore[override]
         """Member names, in archive order (without the ``.npy`` suffix)."""
+        self._open_handle()
         return list(self._keys)
 
     def info(self, name: str) -> dict:
         """Compression, stored and compressed size, dtype, shape and order of a member."""
-        return self._handle.info(name)
+        handle = self._open_handle()
+        if not isinstance(name, str):
+            raise KeyError(name)
+        return handle.info(name)
 
     def close(self) -> None:
         """Drop this handle. Tensors already loaded stay valid (they keep the mapping)."""
@@ -115,4 +189,5 @@ class NpzFile(Mapping):
         self.close()
 
     def __repr__(self) -> str:
-        return f"NpzFile({self.path!r}, keys={self._keys!r})"
+        state = ", closed" if self._handle is None else ""
+        return f"NpzFile({self._path!r}, keys={self._keys!r}{state})"

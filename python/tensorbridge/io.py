@@ -4,8 +4,9 @@
     tb.io.write_tfrecord("train.tfrecord", {"image": images, "label": labels}, shards=4)
     for record in tb.io.read_tfrecord(paths):      # one dict per record
         record["image"], record["label"]           # slice i of each array
-    tb.io.save_safetensors("model.safetensors", {"w": w, "b": b})
+    tb.io.save_safetensors("model.safetensors", {"w": w, "b": b}, metadata={"format": "np"})
     tb.io.load_safetensors("model.safetensors")["w"].is_view   # True: memory-mapped
+    tb.io.safetensors_metadata("model.safetensors")            # {"format": "np"}
 
 TFRecord files hold one ``tf.train.Example`` per slice along axis 0; each array is a
 feature whose single ``bytes_list`` value is the slice serialized exactly as
@@ -24,7 +25,7 @@ from ._convert import Tensor, convert_to_tensor
 
 __all__ = [
     "write_tfrecord", "read_tfrecord", "parse_tensor", "serialize_tensor",
-    "save_safetensors", "load_safetensors",
+    "save_safetensors", "load_safetensors", "safetensors_metadata",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -98,10 +99,13 @@ def write_tfrecord(
 
 def read_tfrecord(
     path_or_paths: Union[PathLike, Sequence[PathLike]], compression: Optional[str] = None
-) -> Iterator[Dict[str, Tensor]]:
-    """Yield one dict of name → :class:`Tensor` per ``tf.train.Example`` record of the
-    file(s), in order. Features holding a serialized tensor come back as that tensor
-    (``float_list`` / ``int64_list`` features as 1-d float32 / int64 tensors).
+) -> Iterator[Dict[str, Union[Tensor, List[bytes]]]]:
+    """Yield one dict of name → feature per ``tf.train.Example`` record of the
+    file(s), in order. A ``bytes_list`` holding one serialized tensor (what
+    :func:`write_tfrecord` and ``tf.io.serialize_tensor`` write) comes back as that
+    :class:`Tensor`; any other ``bytes_list`` (encoded images, strings) as a list of
+    ``bytes``, one per value; ``float_list`` / ``int64_list`` features as 1-d float32
+    / int64 tensors.
 
     Both CRCs of every record are checked; a corrupt record raises ``ValueError``
     naming the file and the record (counted from 0).
@@ -112,7 +116,7 @@ def read_tfrecord(
     else:
         paths = list(path_or_paths)
 
-    def records() -> Iterator[Dict[str, Tensor]]:
+    def records() -> Iterator[Dict[str, Union[Tensor, List[bytes]]]]:
         for p in paths:
             yield from _core.TfRecordReader(os.fspath(p), gzip)
 
@@ -144,11 +148,34 @@ def serialize_tensor(x: Any) -> bytes:
     return _core.serialize_tensor(_tensor(x))
 
 
-def save_safetensors(path: PathLike, named: Mapping[str, Any]) -> None:
+def save_safetensors(
+    path: PathLike, named: Mapping[str, Any], metadata: Optional[Mapping[str, str]] = None
+) -> None:
     """Write ``named`` (name → tensor or array) to a safetensors file, readable by
-    the ``safetensors`` package. Every dtype but complex128 (safetensors has none)."""
+    the ``safetensors`` package. Every dtype but complex128 (safetensors has none).
+
+    ``metadata``: a dict of str → str stored in the header's ``"__metadata__"``, as
+    ``safetensors.numpy.save_file(..., metadata=...)`` stores it; read it back with
+    :func:`safetensors_metadata` (or ``safe_open(path, "np").metadata()``).
+    """
     names, tensors = _named("named", named)
-    _core.save_safetensors(os.fspath(path), names, tensors)
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a dict of str -> str, not {type(metadata).__name__}")
+        for k, v in metadata.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise TypeError(
+                    f"metadata must map str to str; got {type(k).__name__} -> {type(v).__name__} ({k!r}: {v!r})"
+                )
+        metadata = dict(metadata)
+    _core.save_safetensors(os.fspath(path), names, tensors, metadata)
+
+
+def safetensors_metadata(path: PathLike) -> Optional[Dict[str, str]]:
+    """The ``"__metadata__"`` of a safetensors file as a dict of str → str, or
+    ``None`` when the file has none — what ``safe_open(path, "np").metadata()``
+    gives. Only the header is read."""
+    return _core.safetensors_metadata(os.fspath(path))
 
 
 def load_safetensors(path: PathLike) -> Dict[str, Tensor]:

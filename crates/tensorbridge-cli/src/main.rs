@@ -4,15 +4,18 @@
 //! - `tensorbridge inspect FILE... [--json]`: name, dtype, shape, order and bytes of
 //!   every array (every `.npz` member, with its compression and stored size), read
 //!   from headers only.
-//! - `tensorbridge convert IN OUT [--dtype D] [--casting MODE]`: between formats (by
-//!   extension), streaming in bounded memory between `.npy`/`.npz` (`.safetensors`
+//! - `tensorbridge convert IN OUT [--dtype D] [--casting MODE]`: between formats (the
+//!   input's by its first bytes, else its extension; the output's by its extension),
+//!   streaming in bounded memory between `.npy`/`.npz` (`.safetensors`
 //!   and `.tfrecord` are held in memory), with a progress bar on stderr for large
 //!   inputs. `--shards N` and `--gzip` apply to a `.tfrecord` input or output.
 //!
 //! On bad input the exit code is 1 and stderr gets one line naming the file and the
 //! reason; no output file is left behind.
-
-mod formats;
+//!
+//! The work is the core's: `tensorbridge::format::convert` (the same code Python's
+//! `tb.convert_file` runs, with the same messages); this file parses arguments,
+//! draws the progress bar and prints.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -20,9 +23,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tensorbridge::{cast_into, Casting, DType, Error, TensorView};
-
-use formats::{create_output, inspect, open_input, swapped, ArrayInfo, Format, Options};
+use tensorbridge::format::convert::{self, ArrayInfo, ConvertOptions};
+use tensorbridge::format::FileFormat;
+use tensorbridge::{Casting, DType, Error};
 
 /// Inspect and convert array files (.npy, .npz, .safetensors, .tfrecord).
 #[derive(Parser)]
@@ -43,7 +46,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Convert between .npy, .npz, .safetensors and .tfrecord (by extension).
+    /// Convert between .npy, .npz, .safetensors and .tfrecord (input by content, output by extension).
     Convert(ConvertArgs),
 }
 
@@ -86,28 +89,61 @@ fn main() -> ExitCode {
 
 // --- inspect ----------------------------------------------------------------------
 
-#[derive(serde::Serialize)]
 struct FileReport {
     path: String,
     format: &'static str,
     arrays: Vec<ArrayInfo>,
 }
 
+/// One array as `inspect --json` shows it (fields that do not apply are left out).
+fn array_json(a: &ArrayInfo) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "name": a.name,
+        "dtype": a.dtype,
+        "descr": a.descr,
+        "shape": a.shape,
+        "order": a.order,
+        "bytes": a.bytes,
+    });
+    if let Some(m) = v.as_object_mut() {
+        if let Some(c) = &a.compression {
+            m.insert("compression".into(), c.clone().into());
+        }
+        if let Some(n) = a.compressed_size {
+            m.insert("compressed_size".into(), n.into());
+        }
+        if let Some(n) = a.data_offset {
+            m.insert("data_offset".into(), n.into());
+        }
+    }
+    v
+}
+
 fn run_inspect(files: &[PathBuf], json: bool) -> Result<(), Vec<CliError>> {
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for f in files {
-        match inspect(f) {
+        match convert::inspect(f) {
             Ok((fmt, arrays)) => reports.push(FileReport {
                 path: f.display().to_string(),
                 format: fmt.name(),
                 arrays,
             }),
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(CliError::from_error(e, f)),
         }
     }
     let text = if json {
-        format!("{:#}\n", serde_json::json!({ "files": reports }))
+        let files: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "path": r.path,
+                    "format": r.format,
+                    "arrays": r.arrays.iter().map(array_json).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        format!("{:#}\n", serde_json::json!({ "files": files }))
     } else {
         table(&reports)
     };
@@ -225,101 +261,57 @@ struct ConvertArgs {
     quiet: bool,
 }
 
-/// Bytes of input elements per streaming step.
-const CHUNK_BYTES: usize = 8 << 20;
 /// Inputs with more element bytes than this get a progress bar.
 const PROGRESS_BYTES: u64 = 100_000_000;
 
 fn run_convert(a: &ConvertArgs) -> Result<(), Vec<CliError>> {
-    convert(a).map_err(|e| vec![e])
+    convert_files(a).map_err(|e| vec![e])
 }
 
-fn convert(a: &ConvertArgs) -> Result<(), CliError> {
+fn convert_files(a: &ConvertArgs) -> Result<(), CliError> {
     let (inp, out) = (a.input.as_path(), a.output.as_path());
     let casting: Casting = a
         .casting
         .parse()
         .map_err(|e| CliError(format!("--casting: {e}")))?;
-    let target: Option<DType> = a
+    let dtype: Option<DType> = a
         .dtype
         .as_deref()
         .map(str::parse)
         .transpose()
         .map_err(|e| CliError(format!("--dtype: {e}")))?;
-    let in_fmt = Format::of(inp)?;
-    let out_fmt = Format::of(out)?;
-    if (a.shards.is_some() || a.gzip) && in_fmt != Format::Tfrecord && out_fmt != Format::Tfrecord {
+    // The flags' own names in the refusals of flags that do not apply.
+    let is_tfrecord = |p: &Path, input: bool| {
+        let fmt = if input {
+            tensorbridge::format::detect(p)
+        } else {
+            FileFormat::from_extension(p)
+        };
+        fmt == Some(FileFormat::Tfrecord)
+    };
+    if (a.shards.is_some() || a.gzip) && !is_tfrecord(inp, true) && !is_tfrecord(out, false) {
         let flag = if a.shards.is_some() {
             "--shards"
         } else {
             "--gzip"
         };
         return Err(CliError(format!(
-            "{flag} applies only to a .tfrecord input or output, not .{} → .{}",
-            in_fmt.name(),
-            out_fmt.name()
+            "{flag} applies only to a .tfrecord input or output"
         )));
     }
     if a.shards == Some(0) {
         return Err(CliError("--shards: must be at least 1".into()));
     }
-    let opts = |fmt: Format| Options {
+    let opts = ConvertOptions {
+        dtype,
+        casting,
+        member: a.member.clone(),
         compress: a.compress,
-        shards: if fmt == Format::Tfrecord {
-            a.shards.unwrap_or(1)
-        } else {
-            1
-        },
-        gzip: a.gzip && fmt == Format::Tfrecord,
+        shards: a.shards.unwrap_or(1),
+        gzip: a.gzip,
     };
-
-    let input = open_input(inp, opts(in_fmt))?;
-    let in_err = |e: Error| CliError::from_error(e, inp);
-    let mut arrays = input.arrays().map_err(in_err)?;
-    if let Some(m) = &a.member {
-        arrays.retain(|x| &x.name == m);
-        if arrays.is_empty() {
-            return Err(CliError::new(inp, format!("no array named {m:?}")));
-        }
-    }
-    // Check everything that can be checked before any output exists.
-    let mut plan = Vec::with_capacity(arrays.len());
-    for info in &arrays {
-        let label = &info.label;
-        // A '<V2' array (NumPy's bfloat16) is two raw bytes: copied as they are (and
-        // written as '<V2' again), or read as bfloat16 with --dtype bfloat16. Casting
-        // it to anything else would be a guess.
-        let stored = match (info.header.dtype, target) {
-            (None, None) => DType::BFloat16,
-            _ => info.header.resolve_dtype(target, label).map_err(|e| {
-                CliError(
-                    e.to_string()
-                        .replace("by asking for dtype bfloat16", "with --dtype bfloat16")
-                        + ", or convert without --dtype to copy it as it is",
-                )
-            })?,
-        };
-        let to = target.unwrap_or(stored);
-        stored
-            .check_cast(to, casting)
-            .map_err(|e| CliError(format!("{label}: {e}")))?;
-        plan.push((info, stored, to));
-    }
-    let total: u64 = arrays.iter().map(|x| x.bytes).sum();
-
-    if let Some(n) = out_fmt.arrays_per_file() {
-        if plan.len() != n {
-            return Err(CliError::new(
-                inp,
-                format!(
-                    "has {} arrays but a .{} file holds {n}; choose one with --member",
-                    plan.len(),
-                    out_fmt.name()
-                ),
-            ));
-        }
-    }
-    let mut output = create_output(out, opts(out_fmt))?;
+    let conversion = convert::plan(inp, out, &opts).map_err(|e| CliError::from_error(e, inp))?;
+    let total = conversion.total_bytes();
     let show = !a.quiet && total > PROGRESS_BYTES && std::io::stderr().is_terminal();
     let bar = if show {
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -333,83 +325,9 @@ fn convert(a: &ConvertArgs) -> Result<(), CliError> {
     } else {
         ProgressBar::hidden()
     };
-
-    let out_err = |e: Error| CliError::from_error(e, out);
-    let mut inbuf = vec![0u64; CHUNK_BYTES / 8];
-    let mut outbuf: Vec<u64> = Vec::new();
-    for (info, stored, to) in plan {
-        let header = &info.header;
-        let label = PathBuf::from(&info.label);
-        output
-            .begin(&info.name, to, &header.shape, header.fortran_order)
-            .map_err(out_err)?;
-        let mut stream = input.stream(&info.name).map_err(in_err)?;
-        let mut done = 0usize; // elements
-        loop {
-            let chunk = stream
-                .read_chunk(bytemuck::cast_slice_mut(&mut inbuf))
-                .map_err(in_err)?;
-            if chunk.is_empty() {
-                break;
-            }
-            let n = chunk.len() / stored.size();
-            if stored == to && !swapped(stored, header.byte_order) {
-                output.write(chunk).map_err(out_err)?;
-            } else {
-                let view = TensorView::new(
-                    chunk,
-                    stored,
-                    vec![n],
-                    vec![stored.size() as isize],
-                    0,
-                    header.byte_order,
-                )
-                .map_err(in_err)?;
-                let need = n * to.size();
-                if outbuf.len() * 8 < need {
-                    outbuf.resize(need.div_ceil(8), 0);
-                }
-                let dst = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut outbuf)[..need];
-                cast_into(&view, to, casting, dst)
-                    .map_err(|e| CliError::new(&label, globalize(e, done, header)))?;
-                output.write(dst).map_err(out_err)?;
-            }
-            done += n;
-            bar.inc(chunk.len() as u64);
-        }
-    }
-    output.commit().map_err(out_err)?;
+    conversion
+        .run(&mut |n| bar.inc(n))
+        .map_err(|e| CliError::from_error(e, out))?;
     bar.finish_and_clear();
     Ok(())
-}
-
-/// A checked-cast error on one chunk, with the index made relative to the whole array.
-fn globalize(e: Error, done: usize, header: &tensorbridge::format::npy::NpyHeader) -> Error {
-    match e {
-        Error::CastValue {
-            from,
-            to,
-            index,
-            value,
-            reason,
-        } => {
-            let flat = done + index.first().copied().unwrap_or(0);
-            let index = if header.fortran_order {
-                let rev: Vec<usize> = header.shape.iter().rev().copied().collect();
-                let mut i = tensorbridge::view::unravel(flat, &rev);
-                i.reverse();
-                i
-            } else {
-                tensorbridge::view::unravel(flat, &header.shape)
-            };
-            Error::CastValue {
-                from,
-                to,
-                index,
-                value,
-                reason,
-            }
-        }
-        e => e,
-    }
 }

@@ -441,3 +441,33 @@ fn shards_and_gzip_need_a_tfrecord() {
     fails_with(&o, &["--shards"]);
     assert_eq!(files_in(d), ["a.npy", "ab.npz", "abz.npz"]);
 }
+
+#[test]
+fn empty_and_renamed_archives_are_found_by_content() {
+    let (dir, a, _) = setup();
+    let d = dir.path();
+    // What np.savez(path) writes with no arrays: only an end-of-central-directory record.
+    std::fs::write(
+        d.join("empty.npz"),
+        b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+    )
+    .unwrap();
+    let o = tb(&["inspect", "--json", "empty.npz"], d);
+    ok(&o);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["files"][0]["format"], "npz");
+    assert_eq!(doc["files"][0]["arrays"].as_array().unwrap().len(), 0);
+    ok(&tb(&["convert", "empty.npz", "empty2.npz"], d));
+    assert!(NpzArchive::open(d.join("empty2.npz")).unwrap().is_empty());
+    // An archive and an array under names that say nothing.
+    std::fs::copy(d.join("ab.npz"), d.join("ab.data")).unwrap();
+    std::fs::copy(d.join("a.npy"), d.join("a.data")).unwrap();
+    let o = tb(&["inspect", "ab.data", "a.data"], d);
+    ok(&o);
+    assert!(stdout(&o).contains("ab.data:b"), "{}", stdout(&o));
+    ok(&tb(&["convert", "ab.data", "a2.npy", "--member", "a"], d));
+    same(
+        &npy::load(d.join("a2.npy"), &LoadOptions::default()).unwrap(),
+        &a,
+    );
+}

@@ -8,10 +8,12 @@ use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use tensorbridge::format::convert::{self, ConvertOptions};
 use tensorbridge::format::npy::{self, LoadOptions};
 use tensorbridge::format::npz::{self, NpzArchive};
+use tensorbridge::format::{self, FileFormat};
 
-use crate::{parse_dtype, Held, OrPy, PyTensor};
+use crate::{parse_casting, parse_dtype, Held, OrPy, PyTensor};
 
 fn options(mmap: Option<bool>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<LoadOptions> {
     Ok(LoadOptions {
@@ -34,6 +36,29 @@ fn load_npy(
     let opts = options(mmap, dtype)?;
     let t = py.allow_threads(|| npy::load(&path, &opts)).or_py()?;
     Ok(PyTensor { inner: t })
+}
+
+/// `tb.load`: the `.npy` file's tensor, or an `NpzArchiveHandle` for an `.npz`
+/// archive — by the core's one detection rule (first bytes, else extension).
+#[pyfunction]
+#[pyo3(signature = (path, mmap=None, dtype=None))]
+fn load(
+    py: Python<'_>,
+    path: PathBuf,
+    mmap: Option<bool>,
+    dtype: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyObject> {
+    let opts = options(mmap, dtype)?;
+    match py.allow_threads(|| format::load(&path, &opts)).or_py()? {
+        format::Loaded::Array(t) => Ok(Py::new(py, PyTensor { inner: t })?.into_any()),
+        format::Loaded::Archive(a) => Ok(Py::new(
+            py,
+            NpzArchiveHandle {
+                archive: Arc::new(a),
+            },
+        )?
+        .into_any()),
+    }
 }
 
 /// Write one array to a `.npy` file (atomically: temporary name, then rename).
@@ -146,8 +171,43 @@ impl NpzArchiveHandle {
     }
 }
 
+/// The format of the file at `path` (`"npy"`, `"npz"`, `"safetensors"`,
+/// `"tfrecord"`), by its first bytes, else its extension; `None` if neither tells.
+#[pyfunction]
+fn detect_format(py: Python<'_>, path: PathBuf) -> Option<&'static str> {
+    py.allow_threads(|| format::detect(&path))
+        .map(FileFormat::name)
+}
+
+/// Convert the file `src` to `dst` (formats by content and extension), streaming;
+/// the core's `format::convert`, as the `tensorbridge convert` command runs it.
+#[pyfunction]
+#[pyo3(signature = (src, dst, dtype=None, casting="unsafe", member=None, compress=false))]
+fn convert_file(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    dtype: Option<&Bound<'_, PyAny>>,
+    casting: &str,
+    member: Option<String>,
+    compress: bool,
+) -> PyResult<()> {
+    let opts = ConvertOptions {
+        dtype: dtype.map(parse_dtype).transpose()?,
+        casting: parse_casting(casting)?,
+        member,
+        compress,
+        ..ConvertOptions::default()
+    };
+    py.allow_threads(|| convert::convert_file(&src, &dst, &opts))
+        .or_py()
+}
+
 /// Add this module's functions and classes to `tensorbridge._core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(convert_file, m)?)?;
+    m.add_function(wrap_pyfunction!(detect_format, m)?)?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(load_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npz, m)?)?;

@@ -4,6 +4,7 @@
 //! `python/tensorbridge/io.py`; these functions take parallel lists of names and
 //! tensors and release the GIL for all file work.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -101,8 +102,15 @@ impl TfRecordReader {
             return Ok(None);
         };
         let d = PyDict::new(py);
-        for (name, t) in features {
-            d.set_item(name, PyTensor { inner: t })?;
+        for (name, feature) in features {
+            match feature {
+                tfrecord::Feature::Tensor(t) => d.set_item(name, PyTensor { inner: t })?,
+                tfrecord::Feature::Bytes(values) => {
+                    let values: Vec<Bound<'py, PyBytes>> =
+                        values.iter().map(|v| PyBytes::new(py, v)).collect();
+                    d.set_item(name, values)?
+                }
+            }
         }
         Ok(Some(d))
     }
@@ -137,17 +145,35 @@ fn serialize_tensor<'py>(
     Ok(PyBytes::new(py, &bytes))
 }
 
-/// Write named tensors to a safetensors file.
+/// Write named tensors to a safetensors file, with optional string metadata.
 #[pyfunction]
+#[pyo3(signature = (path, names, tensors, metadata=None))]
 fn save_safetensors(
     py: Python<'_>,
     path: PathBuf,
     names: Vec<String>,
     tensors: Vec<Bound<'_, PyTensor>>,
+    metadata: Option<BTreeMap<String, String>>,
 ) -> PyResult<()> {
     check_lengths(&names, &tensors)?;
     let tensors = tensors_of(&tensors);
-    py.allow_threads(|| safetensors::save_safetensors(&path, &named_views(&names, &tensors)))
+    py.allow_threads(|| {
+        safetensors::save_safetensors_with_metadata(
+            &path,
+            &named_views(&names, &tensors),
+            metadata.as_ref(),
+        )
+    })
+    .or_py()
+}
+
+/// The `"__metadata__"` of a safetensors file (`None` when it has none).
+#[pyfunction]
+fn safetensors_metadata(
+    py: Python<'_>,
+    path: PathBuf,
+) -> PyResult<Option<BTreeMap<String, String>>> {
+    py.allow_threads(|| safetensors::read_safetensors_metadata(&path))
         .or_py()
 }
 
@@ -171,5 +197,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serialize_tensor, m)?)?;
     m.add_function(wrap_pyfunction!(save_safetensors, m)?)?;
     m.add_function(wrap_pyfunction!(load_safetensors, m)?)?;
+    m.add_function(wrap_pyfunction!(safetensors_metadata, m)?)?;
     Ok(())
 }

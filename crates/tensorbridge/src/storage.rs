@@ -193,6 +193,30 @@ impl fmt::Debug for Storage {
     }
 }
 
+impl Storage {
+    /// Map `file` read-only: the one place tensorbridge memory-maps a file. The
+    /// storage owns the mapping and unmaps it when the last tensor using it goes;
+    /// the file may be closed or deleted meanwhile. An empty file gives empty
+    /// storage.
+    ///
+    /// As with any file mapping (and NumPy's `memmap`, `safetensors.safe_open`),
+    /// another process truncating or rewriting the file in place while it is mapped
+    /// is the one thing that stays unsafe: access past the new end faults, and
+    /// rewritten bytes show through. tensorbridge's own writers replace files by
+    /// renaming a new one into place, which leaves existing mappings intact.
+    ///
+    /// Errors are the operating system's; callers add the file's name.
+    pub fn map_file(file: &std::fs::File) -> std::io::Result<Storage> {
+        // SAFETY: a read-only, private mapping of a file the caller opened. Its bytes
+        // are only ever read, through `as_slice`'s shared slice bounded by the
+        // mapping's length; the mapping is owned by the returned storage, so it
+        // outlives every slice and tensor over it. Concurrent truncation by another
+        // process is documented above, not prevented (no file mapping can).
+        let map = unsafe { memmap2::Mmap::map(file) }?;
+        Ok(Storage::from_mmap(map))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -390,6 +390,7 @@ fn npz_members_of_every_kind() {
             assert!(!copy.is_view());
             same(&copy, t);
             // `np.savez` offsets are unaligned: copies (unless a 1-byte type).
+            #[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the MSRV
             if l.is_view() {
                 assert!(!deflate && l.data_ptr() as usize % 4 == 0);
             }

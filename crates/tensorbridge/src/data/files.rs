@@ -92,7 +92,7 @@ pub(crate) fn plan_files(
         if k.is_empty() {
             return Err(Error::InvalidArgument("from_files: keys is empty".into()));
         }
-    } else if paths[0].extension().is_some_and(|e| e == "npz") {
+    } else if crate::format::detect(&paths[0]) == Some(crate::format::FileFormat::Npz) {
         let a = NpzArchive::open(&paths[0])?;
         let names: Vec<String> = a.names().map(String::from).collect();
         if names.len() != 1 {

@@ -1,154 +1,227 @@
-//! File formats, one module each. NumPy's:
+//! File formats, one module each:
 //!
-//! - [`npy`]: one array per file — read (optionally memory-mapped, zero-copy),
-//!   write, and stream in bounded memory;
+//! - [`npy`]: NumPy's one array per file — read (optionally memory-mapped,
+//!   zero-copy), write, and stream in bounded memory;
 //! - [`npz`]: a zip archive of `.npy` members — open (central directory only),
 //!   load members zero-copy where the bytes allow it, write with 64-byte-aligned
-//!   member data, and stream member by member.
+//!   member data, and stream member by member;
+//! - [`safetensors`]: Hugging Face's named arrays (with string metadata);
+//! - [`tfrecord`]: TensorFlow's records of `tf.train.Example`s;
+//! - [`convert`]: streaming conversion between any two of them (what the
+//!   `tensorbridge convert` command and `tb.convert_file` run);
+//! - [`detect()`]: which of them a file is.
+//!
+//! Shared pieces: [`io`] (reading until full, errors that name the file,
+//! [`AtomicFile`]), [`gzip`] (a parallel gzip writer), and here the element-byte
+//! helpers. Files are memory-mapped only through
+//! [`Storage::map_file`](crate::storage::Storage::map_file).
 //!
 //! Writers never leave a half-written file under the final name: they write to a
 //! temporary file in the same directory and rename it at the end ([`AtomicFile`]).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::borrow::Cow;
+use std::path::Path;
 
+use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::tensor::Tensor;
 use crate::view::TensorView;
 
+pub mod convert;
+pub mod gzip;
+pub mod io;
 pub mod npy;
 pub mod npz;
+pub mod safetensors;
+pub mod tfrecord;
 
-/// `Error::Io` for `path`.
-pub(crate) fn io_err(path: &str) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_string(),
-        source,
+pub use io::AtomicFile;
+pub(crate) use io::{format_err, io_err};
+
+// ---------------------------------------------------------------------------------
+// Which format a file is.
+
+/// A file format tensorbridge reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileFormat {
+    /// NumPy `.npy`: one array.
+    Npy,
+    /// NumPy `.npz`: a zip archive of named arrays.
+    Npz,
+    /// Hugging Face `.safetensors`: named arrays.
+    Safetensors,
+    /// TFRecord of `tf.train.Example`s: record `i` holds row `i` of every array.
+    Tfrecord,
+}
+
+impl FileFormat {
+    /// Every format, in the order messages list them.
+    pub const ALL: [FileFormat; 4] = [
+        FileFormat::Npy,
+        FileFormat::Npz,
+        FileFormat::Safetensors,
+        FileFormat::Tfrecord,
+    ];
+
+    /// Short name, also the file extension: `"npy"`, `"npz"`, `"safetensors"`,
+    /// `"tfrecord"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Npy => "npy",
+            FileFormat::Npz => "npz",
+            FileFormat::Safetensors => "safetensors",
+            FileFormat::Tfrecord => "tfrecord",
+        }
     }
-}
 
-/// `Error::Format` for `path`.
-pub(crate) fn format_err(path: &str, reason: impl Into<String>) -> Error {
-    Error::Format {
-        path: path.to_string(),
-        reason: reason.into(),
+    /// The format a file name's extension says (case-insensitive), if any.
+    pub fn from_extension(path: &Path) -> Option<FileFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        FileFormat::ALL.into_iter().find(|f| f.name() == ext)
     }
-}
 
-/// A file written under a temporary name in the destination's directory and
-/// renamed to the destination by [`AtomicFile::commit`].
-///
-/// Dropping it without committing (an error, a panic) removes the temporary file,
-/// so the destination either keeps its old content or gets the complete new one —
-/// never a partial file. (The rename is atomic for other readers; like NumPy, no
-/// `fsync` is done, so durability across a power loss is the file system's.)
-/// Writes are buffered.
-#[derive(Debug)]
-pub struct AtomicFile {
-    file: Option<BufWriter<File>>,
-    tmp: PathBuf,
-    dest: PathBuf,
-    name: String,
-}
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-impl AtomicFile {
-    /// Create the temporary file for `dest`.
-    pub fn create(dest: impl AsRef<Path>) -> Result<AtomicFile> {
-        let dest = dest.as_ref();
-        let name = dest.display().to_string();
-        let file_name = dest
-            .file_name()
-            .ok_or_else(|| Error::Io {
-                path: name.clone(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
-            })?
-            .to_string_lossy()
-            .into_owned();
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut attempt = 0;
-        loop {
-            let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let tmp = dir.join(format!(".{file_name}.{}-{n}.tb-tmp", std::process::id()));
-            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-                Ok(f) => {
-                    return Ok(AtomicFile {
-                        file: Some(BufWriter::with_capacity(1 << 20, f)),
-                        tmp,
-                        dest: dest.to_path_buf(),
-                        name,
-                    })
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
-                Err(e) => {
-                    return Err(Error::Io {
-                        path: name,
-                        source: e,
-                    })
-                }
+    /// The format of a file's first bytes (at least the first 12 are needed to tell
+    /// a TFRecord file, 9 for safetensors), if they are one's:
+    ///
+    /// - `.npy`: the magic `\x93NUMPY`;
+    /// - `.npz`: a zip local header `PK\x03\x04`, or — for an archive with no
+    ///   members, as `np.savez(path)` writes — an end-of-central-directory record
+    ///   `PK\x05\x06` (or its ZIP64 form `PK\x06\x06`);
+    /// - TFRecord: the masked CRC32C of the first record's 8-byte length;
+    /// - safetensors: an 8-byte header length followed by `{`.
+    ///
+    /// GZIP-compressed TFRecord files have no such sign (see [`detect()`]).
+    pub fn sniff(head: &[u8]) -> Option<FileFormat> {
+        if head.starts_with(npy::MAGIC) {
+            return Some(FileFormat::Npy);
+        }
+        if [b"PK\x03\x04", b"PK\x05\x06", b"PK\x06\x06"]
+            .iter()
+            .any(|m| head.starts_with(*m))
+        {
+            return Some(FileFormat::Npz);
+        }
+        if let (Some(len), Some(crc)) = (head.get(..8), head.get(8..12)) {
+            if tfrecord::masked_crc32c(len).to_le_bytes() == crc {
+                return Some(FileFormat::Tfrecord);
             }
         }
-    }
-
-    /// The destination path, as given.
-    pub fn path(&self) -> &Path {
-        &self.dest
-    }
-
-    /// Flush and rename the temporary file to the destination.
-    pub fn commit(mut self) -> Result<()> {
-        let file = self.file.take().ok_or_else(|| Error::Io {
-            path: self.name.clone(),
-            source: io::Error::other("file already closed"),
-        })?;
-        let file = file
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .map_err(io_err(&self.name))?;
-        drop(file);
-        fs::rename(&self.tmp, &self.dest).map_err(io_err(&self.name))?;
-        // Nothing left to clean up: `Drop` sees `file == None` and a renamed temp.
-        self.tmp = PathBuf::new();
-        Ok(())
-    }
-
-    fn inner(&mut self) -> io::Result<&mut BufWriter<File>> {
-        self.file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("file already closed"))
+        if head.len() > 8 && head[8] == b'{' {
+            return Some(FileFormat::Safetensors);
+        }
+        None
     }
 }
 
-impl Write for AtomicFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner()?.write(buf)
-    }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner()?.write_all(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner()?.flush()
+impl std::fmt::Display for FileFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
-impl Seek for AtomicFile {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.inner()?.seek(pos)
-    }
+/// The refusal for a file whose format is unknown.
+pub fn unknown_format(path: &Path) -> Error {
+    format_err(
+        &path.display().to_string(),
+        "unknown file type (expected a .npy, .npz, .safetensors or .tfrecord file)",
+    )
 }
 
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            drop(self.file.take());
-            let _ = fs::remove_file(&self.tmp);
+/// The format of the file at `path`: by its first bytes where they tell
+/// ([`FileFormat::sniff`]), else by its extension — a GZIP-compressed TFRecord
+/// file, a file that does not exist or cannot be read (its reader then reports
+/// why), or bytes that are no format's (the extension's reader then refuses them
+/// with the reason). `None` when neither tells; [`unknown_format`] is the error to
+/// give then.
+///
+/// The one detection rule of tensorbridge: `tb.load`, the `tensorbridge` command
+/// and `Dataset.from_files` all use it. (An archive with no members, as
+/// `np.savez(path)` writes, is an `.npz` by its end-of-central-directory record.)
+pub fn detect(path: impl AsRef<Path>) -> Option<FileFormat> {
+    let path = path.as_ref();
+    let mut head = [0u8; 12];
+    let got = std::fs::File::open(path)
+        .and_then(|f| io::read_full_at(&f, &mut head, 0))
+        .unwrap_or(0);
+    FileFormat::sniff(&head[..got]).or_else(|| FileFormat::from_extension(path))
+}
+
+/// What [`load`] found: one array, or an archive of named arrays.
+#[derive(Debug)]
+pub enum Loaded {
+    /// An `.npy` file's array.
+    Array(Tensor),
+    /// An `.npz` archive, opened (its directory read, no member loaded).
+    Archive(npz::NpzArchive),
+}
+
+/// Load the NumPy file at `path` by its format ([`detect`]'s rule, from the same
+/// first read that an `.npy` header needs — no extra I/O): an `.npy` array (see
+/// [`npy::load`]), or an opened `.npz` archive. A safetensors or TFRecord file is
+/// refused, naming its format. What `tb.load` runs.
+pub fn load(path: impl AsRef<Path>, opts: &npy::LoadOptions) -> Result<Loaded> {
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(io_err(&name))?;
+    let head = npy::read_head(&file, &name)?;
+    match FileFormat::sniff(&head).or_else(|| FileFormat::from_extension(path)) {
+        Some(FileFormat::Npz) => Ok(Loaded::Archive(npz::NpzArchive::from_file(&file, &name)?)),
+        Some(f @ (FileFormat::Safetensors | FileFormat::Tfrecord)) => Err(format_err(
+            &name,
+            format!("a .{f} file, not .npy or .npz: read it with the {f} reader (tb.io)"),
+        )),
+        Some(FileFormat::Npy) | None => {
+            npy::load_opened(&file, &name, Some(head), opts).map(Loaded::Array)
         }
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Element bytes.
+
+/// Contiguous little-endian element bytes of a view: borrowed when possible, bools
+/// normalised to 0/1.
+pub(crate) enum Elements<'a> {
+    Borrowed(&'a [u8]),
+    Copied(Tensor),
+    Owned(Vec<u8>),
+}
+
+impl Elements<'_> {
+    pub(crate) fn of<'a>(view: &TensorView<'a>) -> Result<Elements<'a>> {
+        let e = match view.contiguous_bytes() {
+            Some(b) => Elements::Borrowed(b),
+            None => Elements::Copied(Tensor::copy_of(view)?),
+        };
+        if view.dtype() == DType::Bool && e.bytes().iter().any(|&b| b > 1) {
+            return Ok(Elements::Owned(
+                e.bytes().iter().map(|&b| u8::from(b != 0)).collect(),
+            ));
+        }
+        Ok(e)
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Elements::Borrowed(b) => b,
+            Elements::Copied(t) => t.as_bytes().unwrap_or(&[]),
+            Elements::Owned(v) => v,
+        }
+    }
+}
+
+/// A view's elements as contiguous little-endian bytes (bools as 0/1), borrowed
+/// when the view already is, else copied. Refused on big-endian hosts.
+pub(crate) fn contiguous_le_bytes<'a>(view: &TensorView<'a>) -> Result<Cow<'a, [u8]>> {
+    if cfg!(target_endian = "big") {
+        return Err(Error::InvalidArgument(
+            "file tensors are little-endian; big-endian hosts are not supported".into(),
+        ));
+    }
+    Ok(match Elements::of(view)? {
+        Elements::Borrowed(b) => Cow::Borrowed(b),
+        other => Cow::Owned(other.bytes().to_vec()),
+    })
 }
 
 /// Call `f` on consecutive pieces of `view` that together cover its elements in C
@@ -239,22 +312,4 @@ mod tests {
             assert_eq!(got, whole, "max {max}");
         }
     }
-
-    #[test]
-    fn atomic_file_leaves_nothing_on_drop() {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("x.bin");
-        {
-            let mut f = AtomicFile::create(&dest).unwrap();
-            f.write_all(b"partial").unwrap();
-        }
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
-        let mut f = AtomicFile::create(&dest).unwrap();
-        f.write_all(b"done").unwrap();
-        f.commit().unwrap();
-        assert_eq!(fs::read(&dest).unwrap(), b"done");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
 }
-pub mod safetensors;
-pub mod tfrecord;

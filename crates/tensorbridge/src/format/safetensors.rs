@@ -1,6 +1,9 @@
 //! safetensors files (the Hugging Face format): save named arrays, load them
 //! memory-mapped.
 //!
+//! Metadata (the header's `"__metadata__"`, string keys and values) is written by
+//! [`save_safetensors_with_metadata`] and read by [`read_safetensors_metadata`].
+//!
 //! Header parsing, validation and writing are the `safetensors` crate's — the same
 //! code the `safetensors` Python package runs — so files go both ways between
 //! tensorbridge and that package (and everything built on it).
@@ -16,6 +19,7 @@
 //! loading a member whose dtype tensorbridge lacks (the float8/float4/float6 types).
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -109,12 +113,24 @@ impl View for Entry<'_> {
     }
 }
 
-/// Write `tensors` (name → array, any layout; names unique) to a safetensors file.
+/// Write `tensors` (name → array, any layout; names unique) to a safetensors file,
+/// with no metadata (see [`save_safetensors_with_metadata`]).
 ///
 /// The `safetensors` crate writes the file to a temporary name beside `path` and
 /// renames it into place, so `path` is never left half-written (and a file being
 /// replaced stays valid for anyone who has it mapped).
 pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(&str, TensorView<'_>)]) -> Result<()> {
+    save_safetensors_with_metadata(path, tensors, None)
+}
+
+/// [`save_safetensors`] with the header's `"__metadata__"`: free-form string keys
+/// and values, as `safetensors.numpy.save_file(..., metadata=...)` writes them and
+/// `safe_open(...).metadata()` reads them back (see [`read_safetensors_metadata`]).
+pub fn save_safetensors_with_metadata(
+    path: impl AsRef<Path>,
+    tensors: &[(&str, TensorView<'_>)],
+    metadata: Option<&BTreeMap<String, String>>,
+) -> Result<()> {
     let path = path.as_ref();
     let name = path.display().to_string();
     let mut entries = Vec::with_capacity(tensors.len());
@@ -136,11 +152,49 @@ pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(&str, TensorView<'_>
             Entry {
                 dtype,
                 shape: view.shape().to_vec(),
-                data: super::tfrecord::contiguous_le_bytes(view)?,
+                data: super::contiguous_le_bytes(view)?,
             },
         ));
     }
-    ::safetensors::serialize_to_file(entries, None, path).map_err(|e| st_error(&name, e))
+    let metadata: Option<HashMap<String, String>> =
+        metadata.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    ::safetensors::serialize_to_file(entries, metadata, path).map_err(|e| st_error(&name, e))
+}
+
+/// The header's `"__metadata__"` of a safetensors file (`None` when it has none), as
+/// `safe_open(path, ...).metadata()` gives it. The header is validated as by
+/// [`load_safetensors`]; no tensor is loaded.
+pub fn read_safetensors_metadata(
+    path: impl AsRef<Path>,
+) -> Result<Option<BTreeMap<String, String>>> {
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    let storage = map_checked(path, &name)?;
+    let (_, metadata) =
+        SafeTensors::read_metadata(storage.as_slice()).map_err(|e| st_error(&name, e))?;
+    Ok(metadata
+        .metadata()
+        .as_ref()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+}
+
+/// Map the safetensors file at `path`, refusing one too short for its header length.
+fn map_checked(path: &Path, name: &str) -> Result<Storage> {
+    let io = |source| Error::Io {
+        path: name.to_string(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len < 8 {
+        return Err(Error::Format {
+            path: name.to_string(),
+            reason: format!(
+                "invalid safetensors file: {len} bytes, too short for the 8-byte header length"
+            ),
+        });
+    }
+    Storage::map_file(&file).map_err(io)
 }
 
 /// Load every tensor of a safetensors file, in the order of their data in the file.
@@ -150,27 +204,8 @@ pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(&str, TensorView<'_>
 pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
     let path = path.as_ref();
     let name = path.display().to_string();
-    let io = |source| Error::Io {
-        path: name.clone(),
-        source,
-    };
-    let file = File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    if len < 8 {
-        return Err(Error::Format {
-            path: name,
-            reason: format!(
-                "invalid safetensors file: {len} bytes, too short for the 8-byte header length"
-            ),
-        });
-    }
-    // SAFETY: a read-only mapping of a regular file, owned by the `Storage` below and
-    // so alive as long as any tensor over it. As with every file mapping (and with
-    // `safetensors.safe_open`, `np.load(mmap_mode="r")`), another process truncating
-    // the file while it is mapped is the one thing that stays unsafe; writers of
-    // safetensors files (this module, the `safetensors` crate) replace files by
-    // rename, which leaves existing mappings intact.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    let storage = Arc::new(map_checked(path, &name)?);
+    let map = storage.as_slice();
 
     // Parse and validate the header (offsets cover the data exactly, sizes match
     // shapes); gather what each tensor needs before the mapping moves into storage.
@@ -182,7 +217,7 @@ pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>>
     }
     let members = {
         let (header_len, metadata) =
-            SafeTensors::read_metadata(&map).map_err(|e| st_error(&name, e))?;
+            SafeTensors::read_metadata(map).map_err(|e| st_error(&name, e))?;
         let data_start = 8 + header_len;
         let mut members = Vec::new();
         for key in metadata.offset_keys() {
@@ -207,7 +242,6 @@ pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>>
         members
     };
 
-    let storage = Arc::new(Storage::from_mmap(map));
     let base = storage.as_ptr() as usize;
     let mut out = Vec::with_capacity(members.len());
     for m in members {
@@ -363,5 +397,27 @@ mod tests {
         assert_eq!(loaded[1].0, "b");
         assert!(!loaded[1].1.is_view());
         assert_eq!(loaded[1].1.to_vec::<f32>().unwrap(), vec![2.5]);
+    }
+
+    #[test]
+    fn metadata_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let a = TensorView::from_slice(&[1.5f32, 2.0], &[2]).unwrap();
+        save_safetensors(&path, &[("a", a.clone())]).unwrap();
+        assert_eq!(read_safetensors_metadata(&path).unwrap(), None);
+        let meta: BTreeMap<String, String> = [("format", "pt"), ("note", "ünïcode \"q\"")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        save_safetensors_with_metadata(&path, &[("a", a)], Some(&meta)).unwrap();
+        assert_eq!(read_safetensors_metadata(&path).unwrap(), Some(meta));
+        let loaded = load_safetensors(&path).unwrap();
+        assert_eq!(loaded[0].1.to_vec::<f32>().unwrap(), vec![1.5, 2.0]);
+        std::fs::write(&path, b"1234").unwrap();
+        assert!(matches!(
+            read_safetensors_metadata(&path),
+            Err(Error::Format { .. })
+        ));
     }
 }

@@ -13,9 +13,13 @@
 //! - Other stored members (misaligned — `np.savez` places data at arbitrary offsets —,
 //!   byte-swapped, or cast with [`LoadOptions::dtype`]) are converted with one fast,
 //!   parallel copy out of the mapping.
-//! - *Deflated* members are decompressed straight into the tensor's buffer and their
-//!   CRC-32 is checked. (Zero-copy stored members are not checksummed: that would mean
-//!   reading every byte. [`NpzArchive::reader`] checks the CRC of both kinds.)
+//! - *Deflated* members are decompressed straight into the tensor's buffer.
+//!
+//! Every member that is copied or decompressed has its CRC-32 checked (as `np.load`
+//! does); a mismatch is an [`Error::Format`] naming the member. Zero-copy views of
+//! stored members are *not* checked — that would mean reading every byte, which is
+//! what a view avoids; ask for `mmap: Some(false)` to have a member copied and
+//! checked. [`NpzArchive::reader`] checks the CRC of both kinds.
 //!
 //! [`LoadOptions::mmap`] means what it means for `.npy` files: `Some(true)` insists on
 //! a zero-copy view (an error when impossible, including for deflated members),
@@ -35,24 +39,25 @@
 //! zero-copy. Members larger than 4 GiB and archives of more than 65,535 members use
 //! ZIP64. Writing goes to a temporary file renamed at the end ([`super::AtomicFile`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
 use flate2::read::DeflateDecoder;
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, ZipArchive, ZipWriter};
+use zip::{CompressionMethod, ZipArchive};
 
-use super::npy::{self, ElementSink, LoadOptions, NpyHeader, NpyReader};
-use super::{format_err, io_err, AtomicFile};
-use crate::cast::cast;
-use crate::dtype::DType;
+use super::npy::{self, LoadOptions, NpyHeader, NpyReader};
+use super::{format_err, io_err};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use crate::view::TensorView;
+
+pub mod write;
+
+pub use write::{save, NpzWriter};
 
 /// The most uncompressed bytes deflate can produce per compressed byte.
 const DEFLATE_MAX_RATIO: u64 = 1032;
@@ -195,11 +200,7 @@ impl<R: Read> Read for CheckedReader<R> {
             if self.crc.sum() != self.crc32 {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!(
-                        "CRC-32 mismatch: computed {:08x}, archive says {:08x} (corrupt data)",
-                        self.crc.sum(),
-                        self.crc32
-                    ),
+                    crc_mismatch(self.crc.sum(), self.crc32),
                 ));
             }
         }
@@ -207,7 +208,15 @@ impl<R: Read> Read for CheckedReader<R> {
     }
 }
 
-fn zip_err<'a>(path: &'a str, what: &str) -> impl FnOnce(zip::result::ZipError) -> Error + 'a {
+/// The refusal of a member whose bytes do not match the archive's CRC-32.
+fn crc_mismatch(computed: u32, stored: u32) -> String {
+    format!("CRC-32 mismatch: computed {computed:08x}, archive says {stored:08x} (corrupt data)")
+}
+
+pub(crate) fn zip_err<'a>(
+    path: &'a str,
+    what: &str,
+) -> impl FnOnce(zip::result::ZipError) -> Error + 'a {
     let what = what.to_string();
     move |e| match e {
         zip::result::ZipError::Io(source) if source.kind() != io::ErrorKind::UnexpectedEof => {
@@ -226,18 +235,13 @@ impl NpzArchive {
         let path = path.as_ref();
         let name = path.display().to_string();
         let file = File::open(path).map_err(io_err(&name))?;
-        let len = file.metadata().map_err(io_err(&name))?.len();
-        let storage = if len == 0 {
-            Storage::zeroed(0)?
-        } else {
-            // SAFETY: a read-only private mapping of a file we opened. The bytes are
-            // only read through bounds-checked shared slices. As with any file mapping
-            // (and NumPy's memmap), another process truncating the file while it is
-            // mapped would make access fault; that is documented, not prevented.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(&name))?;
-            Storage::from_mmap(map)
-        };
-        Self::from_storage(Arc::new(storage), &name)
+        Self::from_file(&file, &name)
+    }
+
+    /// Open the archive in the opened `file`, named `name` in errors.
+    pub(crate) fn from_file(file: &File, name: &str) -> Result<NpzArchive> {
+        let storage = Storage::map_file(file).map_err(io_err(name))?;
+        Self::from_storage(Arc::new(storage), name)
     }
 
     /// Open an archive held in memory (copied once into aligned storage). `name`
@@ -494,6 +498,7 @@ impl NpzArchive {
         npy::check_data_fits(&header, raw.len() as u64, label)?;
         // In bounds: `raw` lies inside the storage and the data inside `raw`.
         let offset = m.data_start as usize + header.data_offset;
+        #[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the MSRV
         let aligned = (self.storage.as_ptr() as usize + offset) % stored.alignment() == 0;
         let as_is = npy::usable_as_is(&header, stored, target) && aligned;
         let map = match opts.mmap {
@@ -516,6 +521,12 @@ impl NpzArchive {
                 true,
             );
         }
+        // A copy reads every byte anyway: check the CRC-32 first, as np.load does.
+        let mut crc = flate2::Crc::new();
+        crc.update(raw);
+        if crc.sum() != m.crc32 {
+            return Err(format_err(label, crc_mismatch(crc.sum(), m.crc32)));
+        }
         let view = TensorView::new(
             self.storage.as_slice(),
             stored,
@@ -524,7 +535,7 @@ impl NpzArchive {
             offset,
             header.byte_order,
         )?;
-        cast(&view, target, opts.casting)
+        npy::copy_as(&view, target, opts.casting)
     }
 
     fn load_deflated(&self, m: &NpzMember, label: &str, opts: &LoadOptions) -> Result<Tensor> {
@@ -548,145 +559,10 @@ impl NpzArchive {
     }
 }
 
-// ---------------------------------------------------------------------------------
-// Writing.
-
-/// A streaming `.npz` writer: members one after another, each either whole
-/// ([`NpzWriter::add`]) or in chunks ([`NpzWriter::start_member`], then
-/// [`NpzWriter::write_chunk`] / [`NpzWriter::write_bytes`]); memory stays bounded
-/// whatever the members' sizes. [`NpzWriter::finish`] writes the central directory.
-pub struct NpzWriter<W: Write + Seek> {
-    zip: ZipWriter<W>,
-    compress: bool,
-    current: Option<ElementSink>,
-    names: HashSet<String>,
-}
-
-fn no_member() -> Error {
-    Error::InvalidArgument("no member started".into())
-}
-
-/// Label for errors of archives that have no file name.
-const STREAM: &str = "<npz stream>";
-
-impl<W: Write + Seek> NpzWriter<W> {
-    /// A writer of an archive to `w`; `compress` deflates every member
-    /// (`np.savez_compressed`), else members are stored 64-byte aligned (`np.savez`).
-    pub fn new(w: W, compress: bool) -> Self {
-        NpzWriter {
-            zip: ZipWriter::new(w),
-            compress,
-            current: None,
-            names: HashSet::new(),
-        }
-    }
-
-    fn end_member(&mut self) -> Result<()> {
-        if let Some(sink) = self.current.take() {
-            sink.check_complete()?;
-        }
-        Ok(())
-    }
-
-    /// Begin member `name` (stored as `name.npy`) of `dtype` and `shape` and write its
-    /// header; elements follow in file order (C, or Fortran when `fortran_order`).
-    /// The previous member must be complete.
-    pub fn start_member(
-        &mut self,
-        name: &str,
-        dtype: DType,
-        shape: &[usize],
-        fortran_order: bool,
-    ) -> Result<()> {
-        self.end_member()?;
-        if name.is_empty() {
-            return Err(Error::InvalidArgument("empty member name".into()));
-        }
-        if !self.names.insert(name.to_string()) {
-            return Err(Error::InvalidArgument(format!(
-                "member {name:?} written twice"
-            )));
-        }
-        let header = NpyHeader::new(dtype, shape, fortran_order)?;
-        let total = (header.data_offset as u64).saturating_add(header.data_len() as u64);
-        // Deflate can expand incompressible data slightly; leave room for it.
-        let worst = if self.compress {
-            total.saturating_add(total / 1000).saturating_add(1 << 16)
-        } else {
-            total
-        };
-        let large = worst >= zip::ZIP64_BYTES_THR;
-        let options = if self.compress {
-            SimpleFileOptions::default().compression_method(CompressionMethod::Deflated)
-        } else {
-            SimpleFileOptions::default()
-                .compression_method(CompressionMethod::Stored)
-                .with_alignment(64)
-        }
-        .large_file(large);
-        self.zip
-            .start_file(format!("{name}.npy"), options)
-            .map_err(zip_err(STREAM, "cannot start member"))?;
-        self.zip
-            .write_all(&header.to_bytes())
-            .map_err(io_err(STREAM))?;
-        self.current = Some(ElementSink::new(dtype, shape));
-        Ok(())
-    }
-
-    /// Append the elements of `chunk` (its C order, any layout and byte order, the
-    /// member's dtype) to the current member.
-    pub fn write_chunk(&mut self, chunk: &TensorView<'_>) -> Result<()> {
-        let sink = self.current.as_mut().ok_or_else(no_member)?;
-        sink.write_view(&mut self.zip, chunk, STREAM)
-    }
-
-    /// Append raw native-order element bytes to the current member.
-    pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        let sink = self.current.as_mut().ok_or_else(no_member)?;
-        sink.write_bytes(&mut self.zip, bytes, STREAM)
-    }
-
-    /// Write a whole array as member `name` (Fortran order when the view is
-    /// Fortran-contiguous but not C-contiguous, as NumPy does).
-    pub fn add(&mut self, name: &str, view: &TensorView<'_>) -> Result<()> {
-        let (fortran, ordered) = npy::in_file_order(view)?;
-        self.start_member(name, view.dtype(), view.shape(), fortran)?;
-        self.write_chunk(&ordered)?;
-        self.end_member()
-    }
-
-    /// Check the last member is complete, write the central directory, and return the
-    /// inner writer.
-    pub fn finish(mut self) -> Result<W> {
-        self.end_member()?;
-        self.zip
-            .finish()
-            .map_err(zip_err(STREAM, "cannot finish archive"))
-    }
-}
-
-/// Write `members` (name, array) to the `.npz` file `path`, deflated when `compress`,
-/// atomically (a temporary file renamed at the end; nothing is left on error).
-pub fn save(
-    path: impl AsRef<Path>,
-    members: &[(&str, TensorView<'_>)],
-    compress: bool,
-) -> Result<()> {
-    let path = path.as_ref();
-    let name = path.display().to_string();
-    let file = AtomicFile::create(path)?;
-    let mut w = NpzWriter::new(file, compress);
-    for (member, view) in members {
-        w.add(member, view).map_err(|e| npy::relabel(e, &name))?;
-    }
-    let file = w.finish().map_err(|e| npy::relabel(e, &name))?;
-    file.commit()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dtype::DType;
     use std::io::Cursor;
 
     fn sample() -> Vec<f32> {
@@ -794,5 +670,43 @@ mod tests {
             e.contains("CRC-32 mismatch") && e.starts_with("c.npz:x: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn stored_member_copies_are_crc_checked_views_are_not() {
+        let data = sample();
+        let a = TensorView::from_slice(&data, &[24]).unwrap();
+        let mut w = NpzWriter::new(Cursor::new(Vec::new()), false);
+        w.add("x", &a).unwrap();
+        let mut bytes = w.finish().unwrap().into_inner();
+        let good = NpzArchive::from_bytes(&bytes, "s.npz").unwrap();
+        let m = good.member("x").unwrap().clone();
+        let copy = LoadOptions {
+            mmap: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            good.load("x", &copy).unwrap().to_vec::<f32>().unwrap(),
+            data
+        );
+        // Flip a bit of the last element.
+        let last = (m.data_start + m.size - 1) as usize;
+        bytes[last] ^= 0x01;
+        let z = NpzArchive::from_bytes(&bytes, "s.npz").unwrap();
+        let e = z.load("x", &copy).unwrap_err().to_string();
+        assert!(
+            e.contains("CRC-32 mismatch") && e.starts_with("s.npz:x: "),
+            "{e}"
+        );
+        // A cast is a copy too.
+        let cast_opts = LoadOptions {
+            dtype: Some(DType::Float64),
+            ..Default::default()
+        };
+        assert!(z.load("x", &cast_opts).is_err());
+        // The zero-copy view is documented as unchecked: it shows the flipped bit.
+        let v = z.load("x", &LoadOptions::default()).unwrap();
+        assert!(v.is_view());
+        assert_ne!(v.to_vec::<f32>().unwrap(), data);
     }
 }
