@@ -228,13 +228,9 @@ impl Borrowed {
 }
 
 fn extent(shape: &[usize], strides: &[isize], itemsize: usize) -> PyResult<(i128, i128)> {
-    let (lo, hi) = tensorbridge::view::byte_extent(shape, strides, 0, itemsize).or_py()?;
-    if hi - lo > isize::MAX as i128 {
-        return Err(PyValueError::new_err(
-            "array spans more memory than can exist",
-        ));
-    }
-    Ok((lo, hi))
+    tensorbridge::Layout::new(shape.to_vec(), strides.to_vec(), 0)
+        .and_then(|l| l.byte_extent(itemsize))
+        .or_py()
 }
 
 fn order_from(s: &str) -> PyResult<ByteOrder> {

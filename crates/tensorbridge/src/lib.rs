@@ -33,18 +33,20 @@ pub mod dlpack;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod layout;
 mod stack;
 pub mod storage;
 pub mod tensor;
 pub mod view;
 
-pub use cast::{cast, cast_into, Bool, Element};
-pub use dtype::{ByteOrder, Casting, DType, Kind};
+pub use cast::cast_into;
+pub use dtype::{Bool, ByteOrder, Casting, DType, Element, Kind};
 pub use error::{Error, Result};
+pub use layout::Layout;
 pub use stack::stack;
 pub use storage::Storage;
-pub use tensor::{Index, Tensor};
-pub use view::TensorView;
+pub use tensor::{cast, Index, Tensor};
+pub use view::{TensorView, ViewObstacle};
 
 /// Re-exported element types for bfloat16, float16 and complex.
 pub use half::{bf16, f16};

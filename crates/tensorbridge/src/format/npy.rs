@@ -57,10 +57,11 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::{for_each_piece, format_err, io_err, AtomicFile};
-use crate::cast::{cast, cast_into};
+use crate::cast::cast_into;
 use crate::dtype::{ByteOrder, Casting, DType};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
+use crate::tensor::cast;
 use crate::tensor::Tensor;
 use crate::view::{contiguous_strides, TensorView, MAX_NDIM};
 

@@ -47,10 +47,10 @@ use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::npy::{self, ElementSink, LoadOptions, NpyHeader, NpyReader};
 use super::{format_err, io_err, AtomicFile};
-use crate::cast::cast;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
+use crate::tensor::cast;
 use crate::tensor::Tensor;
 use crate::view::TensorView;
 
