@@ -574,4 +574,54 @@ mod tests {
             vec![0, 4, 8]
         );
     }
+
+    #[test]
+    fn from_foreign_shares_copies_or_refuses() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Owner(Arc<AtomicUsize>, #[allow(dead_code)] Vec<f32>);
+        impl Drop for Owner {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let owner = || Box::new(Owner(drops.clone(), vec![0.0, 1.0, 2.0, 3.0]));
+        // Reversed view of the owner's four floats: element 0 at byte 12.
+        let layout = Layout::new(vec![4], vec![-4], 12).unwrap();
+        let o = owner();
+        let ptr = o.1.as_ptr() as *const u8;
+        // SAFETY: the owner's vector holds the four floats the layout describes.
+        let t =
+            unsafe { Tensor::from_foreign(ptr, DType::Float32, layout.clone(), o, None) }.unwrap();
+        assert!(t.is_view());
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![3.0, 2.0, 1.0, 0.0]);
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "shared: the owner stays");
+        drop(t);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        let o = owner();
+        let ptr = o.1.as_ptr() as *const u8;
+        // SAFETY: as above.
+        let t =
+            unsafe { Tensor::from_foreign(ptr, DType::Float32, layout, o, Some(true)) }.unwrap();
+        assert!(!t.is_view());
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            2,
+            "copied: the owner went at once"
+        );
+        // Misaligned: byte offset 1 into the floats' bytes.
+        let o = owner();
+        let ptr = o.1.as_ptr() as *const u8;
+        let odd = Layout::new(vec![2], vec![4], 1).unwrap();
+        // SAFETY: bytes 1..9 of the 16 the owner holds.
+        let err = unsafe { Tensor::from_foreign(ptr, DType::Float32, odd.clone(), o, Some(false)) }
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not aligned"), "{err}");
+        let o = owner();
+        let ptr = o.1.as_ptr() as *const u8;
+        // SAFETY: as above.
+        let t = unsafe { Tensor::from_foreign(ptr, DType::Float32, odd, o, None) }.unwrap();
+        assert!(!t.is_view() && t.data_ptr() as usize % 64 == 0);
+    }
 }
