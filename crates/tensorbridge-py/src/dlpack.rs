@@ -304,15 +304,7 @@ fn from_dlpack(
     import_capsule(py, &cap, copy)
 }
 
-/// Export as a DLPack capsule (the Python array API's `__dlpack__`).
-///
-/// `max_version` `None` or below `(1, 0)` gives a legacy `"dltensor"` capsule
-/// (what TensorFlow's `from_dlpack` accepts); `(1, 0)` or above a
-/// `"dltensor_versioned"` capsule flagged read-only (tensors are immutable). The
-/// capsule shares the tensor's memory and keeps it alive until the consumer
-/// releases it. `copy=True` exports a fresh (writable) copy; `copy=False` never
-/// copies. `stream` must be `None` (or -1) on the CPU; `dl_device` must be the
-/// CPU, `(1, 0)`, or `None` (`BufferError` otherwise).
+/// `Tensor.__dlpack__` (documented there): `inner` in a new capsule.
 pub(crate) fn export(
     py: Python<'_>,
     inner: &Tensor,

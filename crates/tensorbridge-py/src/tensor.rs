@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyEllipsis, PyFloat, PySlice, PyTuple};
 
 use tensorbridge::dlpack::DLDeviceType;
-use tensorbridge::{Casting, Complex, DType, Index, Kind, Tensor};
+use tensorbridge::{Casting, Complex, DType, Element, Index, Kind, Tensor};
 
 use crate::dtypes::{dtype_object, parse_dtype};
 use crate::{dlpack, parse_casting, OrPy};
@@ -250,24 +250,12 @@ impl PyTensor {
         self.inner.to_string()
     }
 
-    /// NumPy's truth value: the element of a one-element tensor; `ValueError` for
-    /// empty tensors and for more than one element (ambiguous).
-    fn __bool__(&self) -> PyResult<bool> {
-        match self.inner.len() {
-            1 => Ok(match scalar(&self.inner)? {
-                Scalar::Bool(b) => b,
-                Scalar::Int(i) => i != 0,
-                Scalar::UInt(u) => u != 0,
-                Scalar::Float(x) => x != 0.0,
-                Scalar::Complex(c) => c.re != 0.0 || c.im != 0.0,
-            }),
-            0 => Err(PyValueError::new_err(
-                "The truth value of an empty tensor is ambiguous. Use `t.size > 0` to check that a tensor is not empty.",
-            )),
-            _ => Err(PyValueError::new_err(
-                "The truth value of a tensor with more than one element is ambiguous. Use tb.reduce_any or tb.reduce_all (a.any() or a.all() in NumPy).",
-            )),
-        }
+    /// NumPy's truth value (see the core's `Tensor::truth`): the element of a
+    /// one-element tensor; `ValueError` for empty tensors and for more than one
+    /// element (ambiguous).
+    fn __bool__(&self, py: Python<'_>) -> PyResult<bool> {
+        let t = &self.inner;
+        py.allow_threads(|| t.truth()).or_py()
     }
 
     /// `int(t)` for a 0-d tensor (floats truncate, as NumPy).
@@ -311,8 +299,15 @@ impl PyTensor {
         self.__int__(py)
     }
 
-    /// Export as a DLPack capsule (the Python array API's `__dlpack__`; see
-    /// [`dlpack::export`]).
+    /// Export as a DLPack capsule (the Python array API's `__dlpack__`).
+    ///
+    /// `max_version` `None` or below `(1, 0)` gives a legacy `"dltensor"` capsule
+    /// (what TensorFlow's `from_dlpack` accepts); `(1, 0)` or above a
+    /// `"dltensor_versioned"` capsule flagged read-only (tensors are immutable). The
+    /// capsule shares the tensor's memory and keeps it alive until the consumer
+    /// releases it. `copy=True` exports a fresh (writable) copy; `copy=False` never
+    /// copies. `stream` must be `None` (or -1) on the CPU; `dl_device` must be the
+    /// CPU, `(1, 0)`, or `None` (`BufferError` otherwise).
     #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
     fn __dlpack__(
         &self,
@@ -361,49 +356,25 @@ enum Scalar {
     Complex(Complex<f64>),
 }
 
+/// The one element of a one-element tensor, cast to `T`.
+fn one<T: Element>(t: &Tensor) -> PyResult<T> {
+    let v = t
+        .cast(T::DTYPE, Casting::Unsafe)
+        .or_py()?
+        .to_vec::<T>()
+        .or_py()?;
+    v.first()
+        .copied()
+        .ok_or_else(|| PyValueError::new_err("an empty tensor has no element"))
+}
+
 fn scalar(t: &Tensor) -> PyResult<Scalar> {
-    let wide = match t.dtype().kind() {
-        Kind::Bool => DType::Bool,
-        Kind::Signed => DType::Int64,
-        Kind::Unsigned => DType::UInt64,
-        Kind::Float => DType::Float64,
-        Kind::Complex => DType::Complex128,
-    };
-    let w = t.cast(wide, Casting::Unsafe).or_py()?;
-    let first = |what: &str| PyValueError::new_err(format!("a one-element tensor has no {what}"));
-    Ok(match wide {
-        DType::Bool => Scalar::Bool(
-            w.to_vec::<tensorbridge::Bool>()
-                .or_py()?
-                .first()
-                .ok_or_else(|| first("bool"))?
-                .0
-                != 0,
-        ),
-        DType::Int64 => Scalar::Int(
-            *w.to_vec::<i64>()
-                .or_py()?
-                .first()
-                .ok_or_else(|| first("int"))?,
-        ),
-        DType::UInt64 => Scalar::UInt(
-            *w.to_vec::<u64>()
-                .or_py()?
-                .first()
-                .ok_or_else(|| first("int"))?,
-        ),
-        DType::Float64 => Scalar::Float(
-            *w.to_vec::<f64>()
-                .or_py()?
-                .first()
-                .ok_or_else(|| first("float"))?,
-        ),
-        _ => Scalar::Complex(
-            *w.to_vec::<Complex<f64>>()
-                .or_py()?
-                .first()
-                .ok_or_else(|| first("complex"))?,
-        ),
+    Ok(match t.dtype().kind() {
+        Kind::Bool => Scalar::Bool(one::<tensorbridge::Bool>(t)?.0 != 0),
+        Kind::Signed => Scalar::Int(one(t)?),
+        Kind::Unsigned => Scalar::UInt(one(t)?),
+        Kind::Float => Scalar::Float(one(t)?),
+        Kind::Complex => Scalar::Complex(one(t)?),
     })
 }
 

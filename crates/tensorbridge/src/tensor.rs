@@ -400,6 +400,24 @@ impl Tensor {
         Ok(c.as_slice::<T>().map(|s| s.to_vec()).unwrap_or_default())
     }
 
+    /// NumPy's truth value: whether the one element is non-zero (NaN counts as
+    /// true; complex when either part is non-zero). Empty tensors and tensors of
+    /// more than one element have none (an ambiguity error, as in NumPy).
+    pub fn truth(&self) -> Result<bool> {
+        match self.len() {
+            0 => Err(Error::InvalidArgument(
+                "The truth value of an empty tensor is ambiguous. Use `t.size > 0` to check that a tensor is not empty.".into(),
+            )),
+            1 => {
+                let b = self.cast(DType::Bool, Casting::Unsafe)?;
+                Ok(b.as_bytes().is_some_and(|bytes| bytes.iter().any(|&x| x != 0)))
+            }
+            _ => Err(Error::InvalidArgument(
+                "The truth value of a tensor with more than one element is ambiguous. Use a.any() or a.all() (tf.reduce_any / tf.reduce_all).".into(),
+            )),
+        }
+    }
+
     /// Cast to `to` under `casting` (always a new tensor).
     pub fn cast(&self, to: DType, casting: Casting) -> Result<Tensor> {
         cast(&self.view(), to, casting)
@@ -573,6 +591,21 @@ mod tests {
             tt.index(&[Index::At(0)]).unwrap().to_vec::<i64>().unwrap(),
             vec![0, 4, 8]
         );
+    }
+
+    #[test]
+    fn truth_like_numpy() {
+        let t = |v: &[f32], s: &[usize]| Tensor::from_slice(v, s).unwrap().truth();
+        assert!(!t(&[0.0], &[1]).unwrap());
+        assert!(!t(&[-0.0], &[]).unwrap());
+        assert!(t(&[f32::NAN], &[1, 1]).unwrap());
+        assert!(t(&[], &[0]).unwrap_err().to_string().contains("empty"));
+        assert!(t(&[1.0, 2.0], &[2])
+            .unwrap_err()
+            .to_string()
+            .contains("ambiguous"));
+        let c = Tensor::from_slice(&[crate::Complex::new(0.0f32, 1.0)], &[]).unwrap();
+        assert!(c.truth().unwrap());
     }
 
     #[test]

@@ -20,10 +20,10 @@
 //! hundred lines), and what matters here is exactly the part a wrapper crate
 //! decides for you: who owns what, when the deleter runs (once, from any thread),
 //! how a view's byte strides and offset map to DLPack, and what is validated on
-//! import. Writing it here keeps every `unsafe` block in this one file with its
+//! import. Writing it here keeps every `unsafe` block in this module with its
 //! own `// SAFETY:` argument, keeps the core crate free of Python and of a second
 //! PyO3 version (dlpark's Python support pins its own PyO3), adds no dependency,
-//! and lets the unit tests below run under Miri. The structs follow
+//! and lets the unit tests (`tests.rs`) run under Miri. The structs follow
 //! `dlpack.h` v1.1 field for field; layout tests check sizes and offsets.
 //!
 //! Capsule handling (`"dltensor"` / `"dltensor_versioned"` names, renaming to
