@@ -7,6 +7,8 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::PyType;
 
 use tensorbridge::storage::Storage;
 use tensorbridge::tensor::foreign_storage;
@@ -67,9 +69,8 @@ pub(crate) struct ArrayMemory {
 impl ArrayMemory {
     /// Read a `numpy.ndarray` (a `TypeError` for anything else).
     pub(crate) fn new(obj: &Bound<'_, PyAny>) -> PyResult<ArrayMemory> {
-        let py = obj.py();
-        let np = py.import("numpy")?;
-        if !obj.is_instance(&np.getattr("ndarray")?)? {
+        static NDARRAY: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+        if !obj.is_instance(NDARRAY.import(obj.py(), "numpy", "ndarray")?)? {
             return Err(PyTypeError::new_err(format!(
                 "expected a numpy.ndarray, got {}",
                 obj.get_type().name()?

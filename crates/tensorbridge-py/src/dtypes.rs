@@ -93,9 +93,10 @@ pub(crate) fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
             ))
         });
     }
-    let np = py.import("numpy")?;
-    let np_dtype = np.getattr("dtype")?;
-    if obj.is_instance(&np_dtype)? {
+    static NP_DTYPE: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+    static NP_GENERIC: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+    let np_dtype = NP_DTYPE.import(py, "numpy", "dtype")?;
+    if obj.is_instance(np_dtype)? {
         return from_numpy_dtype(obj).map(|(d, _)| d);
     }
     let builtins = py.import("builtins")?;
@@ -103,7 +104,7 @@ pub(crate) fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
         .iter()
         .any(|n| builtins.getattr(*n).map(|t| t.is(obj)).unwrap_or(false));
     if let Ok(t) = obj.downcast::<PyType>() {
-        if is_builtin_scalar || t.is_subclass(&np.getattr("generic")?)? {
+        if is_builtin_scalar || t.is_subclass(NP_GENERIC.import(py, "numpy", "generic")?)? {
             return from_numpy_dtype(&np_dtype.call1((obj,))?).map(|(d, _)| d);
         }
     } else if let Ok(name) = obj.getattr("name") {

@@ -151,8 +151,9 @@ impl<'a> TensorView<'a> {
             .is_aligned(self.bytes.as_ptr() as usize, self.dtype.alignment())
     }
 
-    /// Why these elements cannot be used as they lie, as a C-contiguous-or-strided
-    /// native tensor of `target` (see [`ViewObstacle::find`]); `None` when they can.
+    /// Why these elements cannot be used as they lie as a tensor of `target`
+    /// (C-contiguous if `require_contiguous`; see [`ViewObstacle::find`]); `None`
+    /// when they can.
     pub fn obstacle(&self, target: DType, require_contiguous: bool) -> Option<ViewObstacle> {
         ViewObstacle::find(
             self.dtype,
@@ -183,7 +184,10 @@ impl<'a> TensorView<'a> {
 
 /// Why memory cannot be used as it lies (`copy=False`, a memory map, a zero-copy
 /// import), in the order they are looked for. One message per obstacle
-/// (`Display`); [`ViewObstacle::into_error`] words the `copy=False` refusal.
+/// (`Display`); [`ViewObstacle::into_error`] words the `copy=False` refusal, and a
+/// caller with another context wraps the message its own way (a file that cannot
+/// be memory-mapped: `ViewObstacle::find(stored, order, &layout, 0, target, false)`
+/// with the layout at the data offset, a mapping being page-aligned).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ViewObstacle {
