@@ -51,8 +51,32 @@ fn kind_words(kind: &str) -> &'static str {
     }
 }
 
+/// NumPy dtype objects already read (NumPy's dtypes of one type are mostly the same
+/// object; reading their attributes costs microseconds). Holding them keeps the
+/// identities valid; a few dozen at most.
+static NUMPY_SEEN: GILOnceCell<std::sync::Mutex<Vec<(PyObject, DType, ByteOrder)>>> =
+    GILOnceCell::new();
+const NUMPY_SEEN_MAX: usize = 64;
+
 /// A `numpy.dtype` → `(DType, byte order)`, or `TypeError` naming what is unsupported.
 pub(crate) fn from_numpy_dtype(d: &Bound<'_, PyAny>) -> PyResult<(DType, ByteOrder)> {
+    let py = d.py();
+    let seen = NUMPY_SEEN.get_or_init(py, Default::default);
+    if let Ok(seen) = seen.lock() {
+        if let Some((_, dt, order)) = seen.iter().find(|(o, _, _)| o.bind(py).is(d)) {
+            return Ok((*dt, *order));
+        }
+    }
+    let found = read_numpy_dtype(d)?;
+    if let Ok(mut seen) = seen.lock() {
+        if seen.len() < NUMPY_SEEN_MAX {
+            seen.push((d.clone().unbind(), found.0, found.1));
+        }
+    }
+    Ok(found)
+}
+
+fn read_numpy_dtype(d: &Bound<'_, PyAny>) -> PyResult<(DType, ByteOrder)> {
     let name: String = d.getattr("name")?.extract()?;
     let order = match d.getattr("byteorder")?.extract::<String>()?.as_str() {
         "<" => ByteOrder::Little,
