@@ -2,14 +2,14 @@
 //! JAX, PyTorch, CuPy, ...) through the [DLPack](https://dmlc.github.io/dlpack/latest/)
 //! C ABI.
 //!
-//! - [`ManagedTensor::export`] wraps a [`Tensor`] in a `DLManagedTensor` (legacy,
+//! - [`ManagedTensor::export`] wraps a [`Tensor`](crate::Tensor) in a `DLManagedTensor` (legacy,
 //!   DLPack < 1.0) or a `DLManagedTensorVersioned` (DLPack 1.x). The managed tensor
 //!   holds a clone of the tensor (so its memory stays alive) and the shape and
 //!   strides arrays (in elements); its deleter frees all of it. Nothing is copied
 //!   unless asked for or unless the layout cannot be expressed in DLPack (a stride
 //!   that is not a whole number of elements).
 //! - [`ManagedTensor::into_tensor`] imports a managed tensor somebody else made: the
-//!   result is a [`Tensor`] whose storage owns the managed tensor and calls its
+//!   result is a [`Tensor`](crate::Tensor) whose storage owns the managed tensor and calls its
 //!   deleter exactly once, when the last tensor using the memory is dropped. Only
 //!   CPU memory can be imported; the layout (ndim, shape, strides, dtype, data
 //!   pointer, byte offset) is validated first. `strides == NULL` means C-contiguous.
