@@ -178,3 +178,21 @@ def test_constant():
     with pytest.raises(ValueError, match="shape"):
         tb.constant([1, 2, 3], shape=(2, 2))
     assert not tb.constant(tb.convert_to_tensor(a, copy=False)).is_view
+
+
+def test_constant_shape_must_be_integers():
+    # Issue 8: shape=(3.5,) silently gave shape (3,); TensorFlow raises TypeError.
+    with pytest.raises(TypeError):
+        tb.constant(1.0, shape=(3.5,))
+    with pytest.raises(TypeError):
+        tb.constant([1.0, 2.0], shape=(2.0,))
+    assert tb.constant(1.0, shape=(np.int64(3),)).shape == (3,)
+
+
+def test_only_real_arrays_reach_the_binding():
+    # The binding reads memory through the buffer protocol of a numpy.ndarray only.
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        tb._core.from_array([1, 2, 3])
+    a = np.arange(6, dtype=np.float32)[::2]
+    t = tb._core.from_array(a)
+    np.testing.assert_array_equal(t.numpy(), a)

@@ -106,3 +106,55 @@ def test_astype_and_cast_agree():
     t = tb.convert_to_tensor(a)
     for name in NAMES:
         assert bits(t.astype(name).numpy()) == bits(tb.cast(a, name).numpy())
+
+
+def test_truthiness_follows_numpy():
+    # Issue 8: bool() of any non-empty tensor used to be True.
+    for value in ([False], [0.0], [True], [2], [[0]], 0, 1.5, 0j, 1j):
+        assert bool(tb.constant(value)) == bool(np.array(value)), value
+    assert not tb.constant([False]) and tb.constant([True])
+    for value in ([1, 2], [[True, True]]):
+        with pytest.raises(ValueError, match="ambiguous"):
+            bool(tb.constant(value))
+    with pytest.raises(ValueError, match="empty"):
+        bool(tb.constant(np.zeros((0, 2))))
+    assert bool(tb.constant(float("nan"))) is True  # as NumPy
+
+
+def test_scalar_conversions_of_0d_tensors():
+    assert int(tb.constant(7)) == 7 and float(tb.constant(2.5)) == 2.5
+    assert int(tb.constant(-2.7)) == int(np.array(-2.7)) == -2
+    assert int(tb.constant(np.uint64(2**64 - 1))) == 2**64 - 1
+    assert int(tb.constant(np.int64(-(2**63)))) == -(2**63)
+    assert float(tb.constant(np.float16(0.1))) == float(np.float16(0.1))
+    assert float(tb.constant(True)) == 1.0 and int(tb.constant(False)) == 0
+    assert float(tb.cast(1.5, tb.bfloat16)) == 1.5
+    assert [10, 20, 30][tb.constant(np.int8(1))] == 20  # __index__
+    import operator
+
+    for bad in (tb.constant(1.0), tb.constant(True), tb.constant([1])):
+        with pytest.raises(TypeError):
+            operator.index(bad)
+    for f in (int, float):
+        with pytest.raises(TypeError, match="0-d"):
+            f(tb.constant([1]))
+        with pytest.raises(TypeError, match="complex"):
+            f(tb.constant(1 + 2j))
+    with pytest.raises(ValueError):
+        int(tb.constant(float("nan")))
+    with pytest.raises(OverflowError):
+        int(tb.constant(float("inf")))
+
+
+def test_str_is_the_core_formatter():
+    t = tb.constant([[1.5, 2.0], [3.0, -0.0]])
+    assert str(t) == repr(t) == "tb.Tensor(\n[[ 1.5  2. ]\n [ 3.  -0. ]], shape=(2, 2), dtype=float32)"
+    assert str(tb.constant(3)) == "tb.Tensor(3, shape=(), dtype=int32)"
+    assert not hasattr(t, "_rust_str")
+
+
+def test_complex_of_0d_tensor_like_numpy():
+    for a in (np.array(1.5 - 2j, np.complex64), np.array(3, np.int16), np.array(True)):
+        assert complex(tb.convert_to_tensor(a)) == complex(a)
+    with pytest.raises(TypeError):
+        complex(tb.constant([1.0, 2.0]))

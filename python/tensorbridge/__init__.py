@@ -38,8 +38,6 @@ double = float64
 
 CASTING_MODES = ("unsafe", "same_kind", "safe", "checked", "saturate")
 
-_core._register([_BY_NAME[n] for n in _core.dtype_names()], dtype)
-
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

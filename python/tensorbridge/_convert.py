@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import operator
 import numbers
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from . import _core
-from ._dtypes import DType, _BY_NAME, _from_numpy, dtype as _dtype
+from ._dtypes import DType, dtype as _dtype
 
 Tensor = _core.Tensor
 
@@ -123,20 +124,10 @@ def _as_array(value: Any) -> np.ndarray:
     return np.asarray(view)  # zero-copy; the array keeps the buffer's owner alive
 
 
-_ARGS_CACHE: dict = {}
-
-
-def _array_args(arr: np.ndarray) -> tuple:
-    """``(array, dtype name, byte order)`` for ``_core``; dtype facts cached per dtype."""
-    npd = arr.dtype
-    facts = _ARGS_CACHE.get(npd)
-    if facts is None:
-        d = _from_numpy(npd)  # TypeError for object/string/structured/datetime
-        order = npd.byteorder
-        facts = (d.name, "=" if order in "=|" else order)
-        if len(_ARGS_CACHE) < 256:
-            _ARGS_CACHE[npd] = facts
-    return (arr,) + facts
+def _array_args(arr: np.ndarray) -> np.ndarray:
+    """What ``_core`` takes for a NumPy array: the array itself (the binding reads
+    its dtype and memory through the buffer protocol)."""
+    return arr
 
 
 def convert_to_tensor(
@@ -157,28 +148,12 @@ def convert_to_tensor(
     """
     target = None if dtype is None else _dtype(dtype)
     if isinstance(value, Tensor):
-        return _from_tensor(value, target, copy, casting)
+        # The copy=False rule (ViewObstacle) and the casting checks are the core's.
+        return _core.from_array(value, target, copy, casting)
     if copy is False and isinstance(value, (list, tuple, bool, int, float, complex)):
         raise ValueError("copy=False but a zero-copy tensor is impossible: Python values have no array memory")
     arr = _as_array(value)
-    return _core.from_array(*_array_args(arr), target, copy, casting)
-
-
-def _from_tensor(t: Tensor, target: Optional[DType], copy: Optional[bool], casting: str) -> Tensor:
-    if target is None or target == t.dtype:
-        if target is not None:
-            _check_mode(t.dtype, target, casting)
-        return t.copy() if copy else t
-    if copy is False:
-        raise ValueError(
-            f"copy=False but a zero-copy tensor is impossible: the dtype changes from {t.dtype} to {target}"
-        )
-    return t.astype(target, casting)
-
-
-def _check_mode(src: DType, dst: DType, casting: str) -> None:
-    if not _core.can_cast(src, dst, casting):
-        raise TypeError(f"cannot cast from {src} to {dst} with casting={casting!r}")
+    return _core.from_array(arr, target, copy, casting)
 
 
 def constant(value: Any, dtype: Any = None, shape: Optional[Sequence[int]] = None) -> Tensor:
@@ -189,7 +164,7 @@ def constant(value: Any, dtype: Any = None, shape: Optional[Sequence[int]] = Non
     t = convert_to_tensor(value, dtype, copy=True)
     if shape is None:
         return t
-    shape = tuple(int(d) for d in shape)
+    shape = tuple(operator.index(d) for d in shape)  # TypeError for 3.5, like TensorFlow
     n = math.prod(shape)
     if t.size == n:
         return t.reshape(shape)
@@ -215,6 +190,6 @@ def stack(values: Sequence[Any], axis: int = 0, dtype: Any = None, casting: str 
         if isinstance(v, Tensor):
             items.append(v)
         else:
-            items.append(_array_args(_as_array(v)))
+            items.append(_as_array(v))
     target = None if dtype is None else _dtype(dtype)
     return _core.stack(items, axis, target, casting)

@@ -140,23 +140,8 @@ def _numpy_dtype(name: str) -> np.dtype:
     return np.dtype(name)
 
 
-def _from_numpy(d: np.dtype) -> DType:
-    """NumPy dtype → tb dtype, or ``TypeError`` naming what is unsupported."""
-    if d.name == "bfloat16":
-        return _BY_NAME["bfloat16"]
-    if d.kind in "biufc" and d.fields is None and d.subdtype is None:
-        found = _BY_NAME.get(d.name)
-        if found is not None:
-            return found
-    what = {
-        "O": "object (Python objects)",
-        "U": "string",
-        "S": "bytes",
-        "V": "structured/void",
-        "M": "datetime",
-        "m": "timedelta",
-    }.get(d.kind, "unsupported")
-    raise TypeError(f"unsupported dtype {d.str!r} ({what}); tensorbridge supports {', '.join(_BY_NAME)}")
+# The binding reads dtypes itself and answers with these objects.
+_core._register([_BY_NAME[n] for n in _core.dtype_names()])
 
 
 def dtype(x: Any) -> DType:
@@ -164,23 +149,9 @@ def dtype(x: Any) -> DType:
     (``np.float32``, ``np.dtype('<f4')``, ``ml_dtypes.bfloat16``), a string
     (``'float32'``, ``'f4'``, ``'<f4'``, ``'>i8'``, ``'bfloat16'``) or a TensorFlow
     ``DType`` (through its ``.name``). Anything else raises ``TypeError``.
+
+    The parsing is the compiled core's (one parser for Python and Rust).
     """
     if isinstance(x, DType):
         return x
-    if isinstance(x, str):
-        try:
-            name, _order = _core.parse_dtype_str(x)
-        except TypeError:
-            raise TypeError(f"cannot interpret {x!r} as a tensorbridge dtype") from None
-        return _BY_NAME[name]
-    if isinstance(x, np.dtype):
-        return _from_numpy(x)
-    if isinstance(x, type) and issubclass(x, np.generic):
-        return _from_numpy(np.dtype(x))
-    if any(x is t for t in (bool, int, float, complex)):
-        return _from_numpy(np.dtype(x))
-    # TensorFlow / JAX / torch dtypes expose a name.
-    name = getattr(x, "name", None)
-    if isinstance(name, str) and name in _BY_NAME and not isinstance(x, type):
-        return _BY_NAME[name]
-    raise TypeError(f"cannot interpret {x!r} (of type {type(x).__name__}) as a tensorbridge dtype")
+    return _core.as_dtype(x)

@@ -6,9 +6,10 @@ PyTorch, CuPy, a ``tb.Tensor``) or from a raw DLPack capsule such as
 ``Tensor.__dlpack__`` / ``__dlpack_device__`` let other libraries import tensors
 (``np.from_dlpack(t)``, ``jax.dlpack.from_dlpack(t)``, ``torch.from_dlpack(t)``).
 
-The ``Tensor.to_*`` conveniences (defined in the compiled core, which calls the
-functions here) import each framework only when called and raise ``ImportError``
-naming the package to install when it is absent:
+The ``Tensor.to_*`` conveniences (the functions here, attached to ``Tensor`` on
+import; they use only ``__dlpack__`` and public tensor methods) import each
+framework only when called and raise ``ImportError`` naming the package to
+install when it is absent:
 
 - ``t.to_tensorflow()``: a ``tf.Tensor`` over the same memory. TensorFlow 2.21
   accepts any DLPack memory but aborts the process (``Check failed: IsAligned()``)
@@ -104,3 +105,13 @@ def to_numpy(t: _core.Tensor) -> Any:
         # NumPy's from_dlpack has no bfloat16; the array interface + ml_dtypes does.
         return t.numpy()
     return np.from_dlpack(t)
+
+
+def _attach() -> None:
+    """Make the conveniences methods of ``Tensor`` (the class is compiled; these
+    are Python on top of its ``__dlpack__``)."""
+    for f in (to_tensorflow, to_jax, to_torch, to_numpy):
+        setattr(_core.Tensor, f.__name__, f)
+
+
+_attach()

@@ -1,6 +1,6 @@
-//! DLPack exchange (issue 4): `Tensor.__dlpack__`, `Tensor.__dlpack_device__`,
-//! `tb.from_dlpack`, and the `to_tensorflow` / `to_jax` / `to_torch` / `to_numpy`
-//! conveniences (which call `tensorbridge._interop` lazily).
+//! DLPack exchange (issue 4): capsules for `Tensor.__dlpack__` ([`export`]) and
+//! `tb.from_dlpack`. The `to_tensorflow` / `to_jax` / `to_torch` / `to_numpy`
+//! conveniences are Python, on top of `__dlpack__` (`tensorbridge/_interop.py`).
 //!
 //! Capsules follow the DLPack Python specification: a legacy `DLManagedTensor` is a
 //! `"dltensor"` capsule, a `DLManagedTensorVersioned` a `"dltensor_versioned"` one.
@@ -14,11 +14,13 @@ use std::ffi::{c_void, CStr};
 use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::PyDict;
 
 use tensorbridge::dlpack::{
     DLDevice, DLDeviceType, DLManagedTensor, DLManagedTensorVersioned, ExportOptions, ManagedTensor,
 };
+
+use tensorbridge::Tensor;
 
 use crate::{OrPy, PyTensor};
 
@@ -302,129 +304,55 @@ fn from_dlpack(
     import_capsule(py, &cap, copy)
 }
 
-#[pymethods]
-impl PyTensor {
-    /// Export as a DLPack capsule (the Python array API's `__dlpack__`).
-    ///
-    /// `max_version` `None` or below `(1, 0)` gives a legacy `"dltensor"` capsule
-    /// (what TensorFlow's `from_dlpack` accepts); `(1, 0)` or above a
-    /// `"dltensor_versioned"` capsule flagged read-only (tensors are immutable). The
-    /// capsule shares the tensor's memory and keeps it alive until the consumer
-    /// releases it. `copy=True` exports a fresh (writable) copy; `copy=False` never
-    /// copies. `stream` must be `None` (or -1) on the CPU; `dl_device` must be the
-    /// CPU, `(1, 0)`, or `None` (`BufferError` otherwise).
-    #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
-    fn __dlpack__(
-        &self,
-        py: Python<'_>,
-        stream: Option<&Bound<'_, PyAny>>,
-        max_version: Option<(i64, i64)>,
-        dl_device: Option<&Bound<'_, PyAny>>,
-        copy: Option<bool>,
-    ) -> PyResult<PyObject> {
-        if let Some(s) = stream {
-            if !s.is_none() && s.extract::<i64>().ok() != Some(-1) {
-                return Err(PyValueError::new_err(format!(
-                    "stream must be None for CPU tensors, got {}",
-                    s.repr()?
-                )));
-            }
-        }
-        if let Some(d) = dl_device {
-            if !d.is_none() && d.extract::<(i32, i32)>().ok() != Some((1, 0)) {
-                return Err(PyBufferError::new_err(format!(
-                    "cannot export to device {}: tensorbridge tensors live in CPU memory \
-                     (device (1, 0))",
-                    device_name(d)
-                )));
-            }
-        }
-        let versioned = matches!(max_version, Some((major, _)) if major >= 1);
-        let opts = ExportOptions {
-            versioned,
-            read_only: true,
-            copy,
-            release_hook: Some(release_with_gil),
-        };
-        let inner = &self.inner;
-        let managed = match copy {
-            // A copy: release the GIL while it is made.
-            Some(true) => py
-                .allow_threads(|| ManagedTensor::export(inner, opts))
-                .or_py()?,
-            // The array API: a copy that would be needed with copy=False is a BufferError.
-            Some(false) => ManagedTensor::export(inner, opts)
-                .map_err(|e| PyBufferError::new_err(e.to_string()))?,
-            // Copies only when the strides are not whole elements (rare; small or not,
-            // it is one pass, done with the GIL released).
-            None => py
-                .allow_threads(|| ManagedTensor::export(inner, opts))
-                .or_py()?,
-        };
-        into_capsule(py, managed)
-    }
-
-    /// `(device_type, device_id)` in DLPack terms: always `(1, 0)`, the CPU.
-    fn __dlpack_device__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, [DLDeviceType::CPU.0, 0])
-    }
-
-    /// `self` when C-contiguous with its first element on an `alignment`-byte
-    /// boundary, else a contiguous copy in fresh (64-byte aligned) memory.
-    #[pyo3(signature = (alignment=64))]
-    fn _aligned_contiguous(&self, py: Python<'_>, alignment: usize) -> PyResult<PyTensor> {
-        if alignment == 0
-            || !alignment.is_power_of_two()
-            || alignment > tensorbridge::storage::ALIGNMENT
-        {
+/// `Tensor.__dlpack__` (documented there): `inner` in a new capsule.
+pub(crate) fn export(
+    py: Python<'_>,
+    inner: &Tensor,
+    stream: Option<&Bound<'_, PyAny>>,
+    max_version: Option<(i64, i64)>,
+    dl_device: Option<&Bound<'_, PyAny>>,
+    copy: Option<bool>,
+) -> PyResult<PyObject> {
+    if let Some(s) = stream {
+        if !s.is_none() && s.extract::<i64>().ok() != Some(-1) {
             return Err(PyValueError::new_err(format!(
-                "alignment must be a power of two up to {}, got {alignment}",
-                tensorbridge::storage::ALIGNMENT
+                "stream must be None for CPU tensors, got {}",
+                s.repr()?
             )));
         }
-        let t = &self.inner;
-        if t.is_contiguous() && t.data_ptr() as usize % alignment == 0 {
-            return Ok(PyTensor { inner: t.clone() });
+    }
+    if let Some(d) = dl_device {
+        if !d.is_none() && d.extract::<(i32, i32)>().ok() != Some((1, 0)) {
+            return Err(PyBufferError::new_err(format!(
+                "cannot export to device {}: tensorbridge tensors live in CPU memory \
+                 (device (1, 0))",
+                device_name(d)
+            )));
         }
-        let inner = py.allow_threads(|| t.deep_copy()).or_py()?;
-        Ok(PyTensor { inner })
     }
-
-    /// A `tf.Tensor` over this tensor's memory (zero-copy, through DLPack).
-    ///
-    /// TensorFlow aborts the process on memory that is not 64-byte aligned, and
-    /// refuses strided memory, so a tensor that is not C-contiguous or whose first
-    /// element is not 64-byte aligned (a `copy=False` view of a NumPy array, a slice)
-    /// is first copied into fresh aligned memory. Raises `ImportError` without
-    /// TensorFlow.
-    fn to_tensorflow(slf: &Bound<'_, Self>) -> PyResult<PyObject> {
-        interop(slf, "to_tensorflow")
-    }
-
-    /// A `jax.Array` over this tensor's memory (zero-copy, through DLPack; strided
-    /// tensors are made contiguous first, and JAX copies memory it cannot use).
-    /// 64-bit dtypes stay 64-bit only with `jax_enable_x64`. `ImportError` without JAX.
-    fn to_jax(slf: &Bound<'_, Self>) -> PyResult<PyObject> {
-        interop(slf, "to_jax")
-    }
-
-    /// A `torch.Tensor` over this tensor's memory (zero-copy, through DLPack). PyTorch
-    /// tensors are writable: do not write to this one. `ImportError` without PyTorch.
-    fn to_torch(slf: &Bound<'_, Self>) -> PyResult<PyObject> {
-        interop(slf, "to_torch")
-    }
-
-    /// A read-only NumPy array over this tensor's memory (zero-copy; bfloat16 as
-    /// `ml_dtypes.bfloat16`).
-    fn to_numpy(slf: &Bound<'_, Self>) -> PyResult<PyObject> {
-        interop(slf, "to_numpy")
-    }
-}
-
-fn interop(slf: &Bound<'_, PyTensor>, name: &str) -> PyResult<PyObject> {
-    let py = slf.py();
-    let f = py.import("tensorbridge._interop")?.getattr(name)?;
-    Ok(f.call1((slf,))?.unbind())
+    let versioned = matches!(max_version, Some((major, _)) if major >= 1);
+    let opts = ExportOptions {
+        versioned,
+        read_only: true,
+        copy,
+        release_hook: Some(release_with_gil),
+    };
+    let managed = match copy {
+        // A copy: release the GIL while it is made.
+        Some(true) => py
+            .allow_threads(|| ManagedTensor::export(inner, opts))
+            .or_py()?,
+        // The array API: a copy that would be needed with copy=False is a BufferError.
+        Some(false) => {
+            ManagedTensor::export(inner, opts).map_err(|e| PyBufferError::new_err(e.to_string()))?
+        }
+        // Copies only when the strides are not whole elements (rare; small or not,
+        // it is one pass, done with the GIL released).
+        None => py
+            .allow_threads(|| ManagedTensor::export(inner, opts))
+            .or_py()?,
+    };
+    into_capsule(py, managed)
 }
 
 /// Add this module's functions to `tensorbridge._core`.

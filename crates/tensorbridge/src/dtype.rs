@@ -5,6 +5,9 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
+mod element;
+pub use element::{Bool, Element};
+
 /// The element type of a tensor.
 ///
 /// Every NumPy numeric dtype plus `bfloat16` (as defined by `ml_dtypes`).

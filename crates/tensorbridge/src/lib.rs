@@ -7,10 +7,16 @@
 //!   with NumPy's `can_cast` rules;
 //! - [`Tensor`]: an immutable n-d array over 64-byte-aligned (or foreign, kept-alive)
 //!   storage, with zero-copy slicing and reshaping;
+//! - [`Layout`]: shape, byte strides and offset — the one vocabulary for where
+//!   elements lie (byte extent, contiguity, alignment), shared by tensors, views,
+//!   DLPack and the Python binding;
 //! - [`TensorView`]: a borrowed view of elements in any layout (strided, negative
-//!   strides, byte-swapped, unaligned) whose lifetime the compiler checks;
+//!   strides, byte-swapped, unaligned) whose lifetime the compiler checks, and
+//!   [`ViewObstacle`]: why memory cannot be used as it lies (`copy=False`);
 //! - [`cast()`]: one pass from any view to a contiguous tensor of any dtype, bit-for-bit
-//!   what NumPy's `astype` gives, plus `checked` and `saturate` modes;
+//!   what NumPy's `astype` gives, plus `checked` and `saturate` modes (the kernels,
+//!   [`cast_into`], write into a buffer they are given);
+//! - [`Tensor::from_foreign`]: the one door for memory owned elsewhere (DLPack, NumPy);
 //! - [`stack()`]: batch equally-shaped arrays, casting on the way;
 //! - `Display` for tensors in TensorFlow's format with NumPy's number formatting.
 //!
@@ -34,18 +40,20 @@ pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod shape;
+pub mod layout;
 mod stack;
 pub mod storage;
 pub mod tensor;
 pub mod view;
 
-pub use cast::{cast, cast_into, Bool, Element};
-pub use dtype::{ByteOrder, Casting, DType, Kind};
+pub use cast::cast_into;
+pub use dtype::{Bool, ByteOrder, Casting, DType, Element, Kind};
 pub use error::{Error, Result};
+pub use layout::Layout;
 pub use stack::stack;
 pub use storage::Storage;
-pub use tensor::{Index, Tensor};
-pub use view::TensorView;
+pub use tensor::{cast, Index, Tensor};
+pub use view::{TensorView, ViewObstacle};
 
 /// Re-exported element types for bfloat16, float16 and complex.
 pub use half::{bf16, f16};

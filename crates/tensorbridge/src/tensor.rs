@@ -1,12 +1,66 @@
 //! [`Tensor`]: an immutable n-d array of one dtype over shared, kept-alive storage.
 
+use std::any::Any;
 use std::sync::Arc;
 
-use crate::cast::{self, Element};
-use crate::dtype::{ByteOrder, Casting, DType};
+use crate::cast as kernels;
+use crate::dtype::{ByteOrder, Casting, DType, Element};
 use crate::error::{Error, Result};
+use crate::layout::{checked_numel, contiguous_strides, resolve_reshape, Layout};
 use crate::storage::Storage;
-use crate::view::{byte_extent, checked_numel, contiguous_strides, is_c_contiguous, TensorView};
+use crate::view::{TensorView, ViewObstacle};
+
+/// Cast `src` to `to` under `casting`, returning a new C-contiguous tensor.
+///
+/// `Safe` and `SameKind` refuse disallowed pairs before reading anything;
+/// `Checked` scans every value first and returns nothing partial. The kernels
+/// ([`crate::cast_into`]) write into the tensor's fresh buffer.
+pub fn cast(src: &TensorView<'_>, to: DType, casting: Casting) -> Result<Tensor> {
+    kernels::check(src, to, casting)?;
+    // SAFETY: `convert` writes every element of `dst` (the runs of the walk cover
+    // `0..len` exactly) or fails, in which case the buffer is dropped unread.
+    unsafe {
+        Tensor::build_overwrite(to, src.shape(), |dst| {
+            kernels::convert(src, to, casting, dst)
+        })
+    }
+}
+
+/// Storage over foreign memory holding exactly the elements `layout` places
+/// relative to `ptr` (element `[0, ..., 0]` at `ptr + layout.offset()`), and the
+/// layout rebased onto that storage. Checks that the elements' byte range fits the
+/// address space; `owner` keeps the memory alive.
+///
+/// # Safety
+/// Every element of `itemsize` bytes that `layout` places relative to `ptr` must be
+/// readable for as long as `owner` lives (nothing is read for an empty layout).
+pub unsafe fn foreign_storage(
+    ptr: *const u8,
+    layout: &Layout,
+    itemsize: usize,
+    owner: Box<dyn Any + Send + Sync>,
+) -> Result<(Storage, Layout)> {
+    let (lo, hi) = layout.byte_extent(itemsize)?;
+    let base = ptr as usize as i128;
+    if base + lo < 0 || base + hi > usize::MAX as i128 {
+        return Err(Error::Layout(format!(
+            "shape {:?} with strides {:?} at offset {} reaches outside the address space",
+            layout.shape(),
+            layout.strides(),
+            layout.offset()
+        )));
+    }
+    // `lo` is within ±isize::MAX (checked by `byte_extent`); the pointer keeps the
+    // provenance of `ptr` and is only dereferenced through `Storage`.
+    let start = ptr.wrapping_offset(lo as isize);
+    // SAFETY: `[start, start + (hi - lo))` is exactly the bytes the elements occupy,
+    // readable while `owner` lives (our caller's contract).
+    let storage = unsafe { Storage::foreign(start, (hi - lo) as usize, owner) };
+    let rebased = layout
+        .clone()
+        .with_offset((layout.offset() as i128 - lo) as usize);
+    Ok((storage, rebased))
+}
 
 /// An immutable tensor: shape, byte strides and an offset into [`Storage`] that it
 /// keeps alive.
@@ -19,9 +73,7 @@ use crate::view::{byte_extent, checked_numel, contiguous_strides, is_c_contiguou
 pub struct Tensor {
     storage: Arc<Storage>,
     dtype: DType,
-    shape: Vec<usize>,
-    strides: Vec<isize>,
-    offset: usize,
+    layout: Layout,
     is_view: bool,
 }
 
@@ -142,9 +194,7 @@ impl Tensor {
         Ok(Tensor {
             storage: Arc::new(storage),
             dtype,
-            shape: shape.to_vec(),
-            strides: contiguous_strides(shape, dtype.size()),
-            offset: 0,
+            layout: Layout::contiguous(shape, dtype.size())?,
             is_view: false,
         })
     }
@@ -162,7 +212,7 @@ impl Tensor {
 
     /// A fresh, C-contiguous, aligned copy of a view (any layout and byte order).
     pub fn copy_of(view: &TensorView<'_>) -> Result<Tensor> {
-        cast::cast(view, view.dtype(), Casting::Unsafe)
+        cast(view, view.dtype(), Casting::Unsafe)
     }
 
     /// A tensor over existing storage. Checks that every element lies inside the
@@ -176,32 +226,70 @@ impl Tensor {
         offset: usize,
         is_view: bool,
     ) -> Result<Tensor> {
-        // Validate bounds through the view constructor, then alignment.
-        let view = TensorView::new(
-            storage.as_slice(),
+        Self::with_layout(
+            storage,
             dtype,
-            shape,
-            strides,
-            offset,
-            ByteOrder::NATIVE,
-        )?;
-        if !view.is_empty() && !view.is_aligned() {
+            Layout::new(shape, strides, offset)?,
+            is_view,
+        )
+    }
+
+    /// A tensor of the elements `layout` places in `storage` (see
+    /// [`Tensor::from_storage`]).
+    pub fn with_layout(
+        storage: Arc<Storage>,
+        dtype: DType,
+        layout: Layout,
+        is_view: bool,
+    ) -> Result<Tensor> {
+        layout.check_within(dtype.size(), storage.len(), &format!("a {dtype} view"))?;
+        if !layout.is_aligned(storage.as_ptr() as usize, dtype.alignment()) {
             return Err(Error::Layout(format!(
                 "memory at address {:#x} with strides {:?} is not aligned for {dtype} (needs {} bytes)",
-                storage.as_ptr() as usize + offset,
-                view.strides(),
+                storage.as_ptr() as usize + layout.offset(),
+                layout.strides(),
                 dtype.alignment()
             )));
         }
-        let (shape, strides) = (view.shape().to_vec(), view.strides().to_vec());
         Ok(Tensor {
             storage,
             dtype,
-            shape,
-            strides,
-            offset,
+            layout,
             is_view,
         })
+    }
+
+    /// The one constructor for memory owned outside tensorbridge (a DLPack
+    /// producer, a NumPy array): `dtype` elements placed by `layout` relative to
+    /// `ptr` (element `[0, ..., 0]` at `ptr + layout.offset()`), kept alive by `owner`.
+    ///
+    /// `copy`: `Some(false)` shares the memory or fails with the
+    /// [`ViewObstacle`]; `None` shares it when the elements are aligned for `dtype`
+    /// and copies otherwise; `Some(true)` always copies. After a copy `owner` is
+    /// dropped before this returns; a shared tensor keeps it until the last tensor
+    /// over the memory goes. Elements must be native-order.
+    ///
+    /// # Safety
+    /// Every element `layout` places relative to `ptr` must be readable, and not
+    /// written by anyone, for as long as `owner` lives.
+    pub unsafe fn from_foreign(
+        ptr: *const u8,
+        dtype: DType,
+        layout: Layout,
+        owner: Box<dyn Any + Send + Sync>,
+        copy: Option<bool>,
+    ) -> Result<Tensor> {
+        // SAFETY: forwarded to our caller.
+        let (storage, layout) = unsafe { foreign_storage(ptr, &layout, dtype.size(), owner)? };
+        let aligned = layout.is_aligned(storage.as_ptr() as usize, dtype.alignment());
+        if !aligned && copy == Some(false) {
+            return Err(ViewObstacle::Misaligned { dtype }.into_error());
+        }
+        if aligned && copy != Some(true) {
+            return Self::with_layout(Arc::new(storage), dtype, layout, true);
+        }
+        let view = TensorView::with_layout(storage.as_slice(), dtype, layout, ByteOrder::NATIVE)?;
+        Self::copy_of(&view)
     }
 
     /// The element type.
@@ -211,27 +299,32 @@ impl Tensor {
 
     /// The dimensions.
     pub fn shape(&self) -> &[usize] {
-        &self.shape
+        self.layout.shape()
+    }
+
+    /// Where the elements lie in [`Tensor::storage`].
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Byte strides, one per dimension.
     pub fn strides(&self) -> &[isize] {
-        &self.strides
+        self.layout.strides()
     }
 
     /// Byte offset of the first element within the storage.
     pub fn offset(&self) -> usize {
-        self.offset
+        self.layout.offset()
     }
 
     /// Number of dimensions.
     pub fn ndim(&self) -> usize {
-        self.shape.len()
+        self.layout.ndim()
     }
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        self.layout.len()
     }
 
     /// Whether the tensor has no elements.
@@ -252,7 +345,7 @@ impl Tensor {
 
     /// Whether the elements are C-contiguous.
     pub fn is_contiguous(&self) -> bool {
-        is_c_contiguous(&self.shape, &self.strides, self.dtype.size())
+        self.layout.is_c_contiguous(self.dtype.size())
     }
 
     /// The shared storage.
@@ -262,26 +355,28 @@ impl Tensor {
 
     /// Address of the first element.
     pub fn data_ptr(&self) -> *const u8 {
-        self.storage.as_ptr().wrapping_add(self.offset)
+        self.storage.as_ptr().wrapping_add(self.layout.offset())
     }
 
     /// A borrowed view for reading (and casting) the elements.
     pub fn view(&self) -> TensorView<'_> {
-        TensorView::new(
+        // Tensors are only built over layouts checked to fit their storage, so
+        // this cannot fail; an empty view stands in should it ever.
+        TensorView::with_layout(
             self.storage.as_slice(),
             self.dtype,
-            self.shape.clone(),
-            self.strides.clone(),
-            self.offset,
+            self.layout.clone(),
             ByteOrder::NATIVE,
         )
-        .expect("tensor invariants guarantee a valid view")
+        .unwrap_or_else(|_| {
+            TensorView::contiguous(&[], self.dtype, &[0]).expect("an empty view is valid")
+        })
     }
 
     /// The elements' bytes, if C-contiguous.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         self.is_contiguous()
-            .then(|| &self.storage.as_slice()[self.offset..self.offset + self.nbytes()])
+            .then(|| &self.storage.as_slice()[self.offset()..self.offset() + self.nbytes()])
     }
 
     /// The elements as a typed slice, if C-contiguous and `T` is the dtype.
@@ -305,9 +400,27 @@ impl Tensor {
         Ok(c.as_slice::<T>().map(|s| s.to_vec()).unwrap_or_default())
     }
 
+    /// NumPy's truth value: whether the one element is non-zero (NaN counts as
+    /// true; complex when either part is non-zero). Empty tensors and tensors of
+    /// more than one element have none (an ambiguity error, as in NumPy).
+    pub fn truth(&self) -> Result<bool> {
+        match self.len() {
+            0 => Err(Error::InvalidArgument(
+                "The truth value of an empty tensor is ambiguous. Use `t.size > 0` to check that a tensor is not empty.".into(),
+            )),
+            1 => {
+                let b = self.cast(DType::Bool, Casting::Unsafe)?;
+                Ok(b.as_bytes().is_some_and(|bytes| bytes.iter().any(|&x| x != 0)))
+            }
+            _ => Err(Error::InvalidArgument(
+                "The truth value of a tensor with more than one element is ambiguous. Use a.any() or a.all() (tf.reduce_any / tf.reduce_all).".into(),
+            )),
+        }
+    }
+
     /// Cast to `to` under `casting` (always a new tensor).
     pub fn cast(&self, to: DType, casting: Casting) -> Result<Tensor> {
-        cast::cast(&self.view(), to, casting)
+        cast(&self.view(), to, casting)
     }
 
     /// A fresh, independent, C-contiguous copy.
@@ -324,24 +437,23 @@ impl Tensor {
         }
     }
 
-    fn derived(&self, shape: Vec<usize>, strides: Vec<isize>, offset: usize) -> Tensor {
-        Tensor {
+    /// A view of this tensor's storage; `layout` is within it by construction.
+    fn derived(&self, shape: Vec<usize>, strides: Vec<isize>, offset: usize) -> Result<Tensor> {
+        Ok(Tensor {
             storage: self.storage.clone(),
             dtype: self.dtype,
-            shape,
-            strides,
-            offset,
+            layout: Layout::new(shape, strides, offset)?,
             is_view: true,
-        }
+        })
     }
 
     /// Reshape to `shape` (one entry may be `-1`, inferred). A view when the tensor is
     /// C-contiguous, otherwise a copy.
     pub fn reshape(&self, shape: &[isize]) -> Result<Tensor> {
-        let new = crate::view::resolve_reshape(&self.shape, shape)?;
+        let new = resolve_reshape(self.shape(), shape)?;
         let base = self.to_contiguous()?;
         let strides = contiguous_strides(&new, self.dtype.size());
-        let mut t = base.derived(new, strides, base.offset);
+        let mut t = base.derived(new, strides, base.offset())?;
         t.is_view = base.is_view || self.is_contiguous();
         Ok(t)
     }
@@ -359,9 +471,9 @@ impl Tensor {
                 "axes {axes:?} are not a permutation of 0..{nd}"
             )));
         }
-        let shape = axes.iter().map(|&a| self.shape[a]).collect();
-        let strides = axes.iter().map(|&a| self.strides[a]).collect();
-        Ok(self.derived(shape, strides, self.offset))
+        let shape = axes.iter().map(|&a| self.shape()[a]).collect();
+        let strides = axes.iter().map(|&a| self.strides()[a]).collect();
+        self.derived(shape, strides, self.offset())
     }
 
     /// NumPy basic indexing: integers, slices and new axes; dimensions not named
@@ -379,7 +491,7 @@ impl Tensor {
         }
         let mut shape = Vec::new();
         let mut strides = Vec::new();
-        let mut offset = self.offset as isize;
+        let mut offset = self.offset() as isize;
         let mut dim = 0usize;
         for item in items
             .iter()
@@ -391,33 +503,36 @@ impl Tensor {
                     strides.push(0);
                 }
                 Index::At(i) => {
-                    let n = self.shape[dim] as isize;
+                    let n = self.shape()[dim] as isize;
                     let j = if i < 0 { i + n } else { i };
                     if j < 0 || j >= n {
                         return Err(Error::Index(format!(
                             "index {i} is out of bounds for axis {dim} with size {n}"
                         )));
                     }
-                    offset += j * self.strides[dim];
+                    offset += j * self.strides()[dim];
                     dim += 1;
                 }
                 Index::Slice { start, stop, step } => {
-                    let (s, st, count) = resolve_slice(start, stop, step, self.shape[dim])?;
+                    let (s, st, count) = resolve_slice(start, stop, step, self.shape()[dim])?;
                     if count > 0 {
-                        offset += s * self.strides[dim];
+                        offset += s * self.strides()[dim];
                     }
                     shape.push(count);
-                    strides.push(self.strides[dim] * st);
+                    strides.push(self.strides()[dim] * st);
                     dim += 1;
                 }
             }
         }
         // Bounds follow from the checks above; re-validated for safety.
-        let (lo, hi) = byte_extent(&shape, &strides, offset.max(0) as usize, self.dtype.size())?;
-        if offset < 0 || lo < 0 || hi > self.storage.len() as i128 {
+        let out = self.derived(shape, strides, offset.max(0) as usize)?;
+        let fits = out
+            .layout
+            .check_within(self.dtype.size(), self.storage.len(), "an index");
+        if offset < 0 || fits.is_err() {
             return Err(Error::Index("index out of bounds".into()));
         }
-        Ok(self.derived(shape, strides, offset as usize))
+        Ok(out)
     }
 }
 
@@ -476,5 +591,70 @@ mod tests {
             tt.index(&[Index::At(0)]).unwrap().to_vec::<i64>().unwrap(),
             vec![0, 4, 8]
         );
+    }
+
+    #[test]
+    fn truth_like_numpy() {
+        let t = |v: &[f32], s: &[usize]| Tensor::from_slice(v, s).unwrap().truth();
+        assert!(!t(&[0.0], &[1]).unwrap());
+        assert!(!t(&[-0.0], &[]).unwrap());
+        assert!(t(&[f32::NAN], &[1, 1]).unwrap());
+        assert!(t(&[], &[0]).unwrap_err().to_string().contains("empty"));
+        assert!(t(&[1.0, 2.0], &[2])
+            .unwrap_err()
+            .to_string()
+            .contains("ambiguous"));
+        let c = Tensor::from_slice(&[crate::Complex::new(0.0f32, 1.0)], &[]).unwrap();
+        assert!(c.truth().unwrap());
+    }
+
+    #[test]
+    fn from_foreign_shares_copies_or_refuses() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Owner(Arc<AtomicUsize>, #[allow(dead_code)] Vec<f32>);
+        impl Drop for Owner {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let owner = || Box::new(Owner(drops.clone(), vec![0.0, 1.0, 2.0, 3.0]));
+        // Reversed view of the owner's four floats: element 0 at byte 12.
+        let layout = Layout::new(vec![4], vec![-4], 12).unwrap();
+        let o = owner();
+        let ptr = o.1.as_ptr() as *const u8;
+        // SAFETY: the owner's vector holds the four floats the layout describes.
+        let t =
+            unsafe { Tensor::from_foreign(ptr, DType::Float32, layout.clone(), o, None) }.unwrap();
+        assert!(t.is_view());
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![3.0, 2.0, 1.0, 0.0]);
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "shared: the owner stays");
+        drop(t);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        let o = owner();
+        let ptr = o.1.as_ptr() as *const u8;
+        // SAFETY: as above.
+        let t =
+            unsafe { Tensor::from_foreign(ptr, DType::Float32, layout, o, Some(true)) }.unwrap();
+        assert!(!t.is_view());
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            2,
+            "copied: the owner went at once"
+        );
+        // Misaligned: byte offset 1 into the floats' bytes.
+        let o = owner();
+        let ptr = o.1.as_ptr() as *const u8;
+        let odd = Layout::new(vec![2], vec![4], 1).unwrap();
+        // SAFETY: bytes 1..9 of the 16 the owner holds.
+        let err = unsafe { Tensor::from_foreign(ptr, DType::Float32, odd.clone(), o, Some(false)) }
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not aligned"), "{err}");
+        let o = owner();
+        let ptr = o.1.as_ptr() as *const u8;
+        // SAFETY: as above.
+        let t = unsafe { Tensor::from_foreign(ptr, DType::Float32, odd, o, None) }.unwrap();
+        assert!(!t.is_view() && t.data_ptr() as usize % 64 == 0);
     }
 }

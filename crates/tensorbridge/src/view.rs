@@ -1,11 +1,16 @@
 //! [`TensorView`]: a borrowed, possibly strided, byte-swapped or unaligned
 //! description of elements in someone else's bytes — what casts read from.
 
-use crate::dtype::{ByteOrder, DType};
-use crate::error::{Error, Result};
+use std::fmt;
 
-/// Most dimensions a tensor may have (NumPy 2 allows 64).
-pub const MAX_NDIM: usize = 64;
+use crate::dtype::{ByteOrder, DType, Element};
+use crate::error::{Error, Result};
+use crate::layout::{Layout, Walk};
+
+// Layout helpers, re-exported here where they used to live.
+pub use crate::layout::{
+    checked_numel, contiguous_strides, is_c_contiguous, resolve_reshape, unravel, MAX_NDIM,
+};
 
 /// A read-only view of elements laid out in `bytes`, borrowed for `'a`.
 ///
@@ -27,57 +32,8 @@ pub const MAX_NDIM: usize = 64;
 pub struct TensorView<'a> {
     bytes: &'a [u8],
     dtype: DType,
-    shape: Vec<usize>,
-    strides: Vec<isize>,
-    offset: usize,
+    layout: Layout,
     byte_order: ByteOrder,
-}
-
-/// Row-major strides in bytes for a contiguous array of `shape`.
-pub fn contiguous_strides(shape: &[usize], itemsize: usize) -> Vec<isize> {
-    let mut strides = vec![0isize; shape.len()];
-    let mut acc = itemsize as isize;
-    for (s, &n) in strides.iter_mut().zip(shape).rev() {
-        *s = acc;
-        acc = acc.saturating_mul(n.max(1) as isize);
-    }
-    strides
-}
-
-/// Number of elements in `shape`, or an error if it overflows `usize`.
-pub fn checked_numel(shape: &[usize]) -> Result<usize> {
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
-        .ok_or_else(|| {
-            Error::Shape(format!(
-                "shape {shape:?} has more elements than fit in memory"
-            ))
-        })
-}
-
-/// The byte range `[lo, hi)` touched by a strided layout starting at `offset`, or an
-/// error when it overflows. Empty layouts touch nothing (`lo == hi == offset`).
-pub fn byte_extent(
-    shape: &[usize],
-    strides: &[isize],
-    offset: usize,
-    itemsize: usize,
-) -> Result<(i128, i128)> {
-    let off = offset as i128;
-    if shape.contains(&0) {
-        return Ok((off, off));
-    }
-    let (mut lo, mut hi) = (off, off + itemsize as i128);
-    for (&n, &s) in shape.iter().zip(strides) {
-        let span = (n as i128 - 1) * s as i128;
-        if span < 0 {
-            lo += span;
-        } else {
-            hi += span;
-        }
-    }
-    Ok((lo, hi))
 }
 
 impl<'a> TensorView<'a> {
@@ -91,31 +47,27 @@ impl<'a> TensorView<'a> {
         offset: usize,
         byte_order: ByteOrder,
     ) -> Result<Self> {
-        if shape.len() != strides.len() {
-            return Err(Error::Layout(format!(
-                "shape {shape:?} and strides {strides:?} have different lengths"
-            )));
-        }
-        if shape.len() > MAX_NDIM {
-            return Err(Error::Shape(format!(
-                "{} dimensions; at most {MAX_NDIM} are supported",
-                shape.len()
-            )));
-        }
-        checked_numel(&shape)?;
-        let (lo, hi) = byte_extent(&shape, &strides, offset, dtype.size())?;
-        if lo < 0 || hi > bytes.len() as i128 {
-            return Err(Error::Layout(format!(
-                "a {dtype} view of shape {shape:?}, strides {strides:?} at offset {offset} reaches bytes [{lo}, {hi}) outside a buffer of {} bytes",
-                bytes.len()
-            )));
-        }
+        Self::with_layout(
+            bytes,
+            dtype,
+            Layout::new(shape, strides, offset)?,
+            byte_order,
+        )
+    }
+
+    /// A view of the elements `layout` places in `bytes`, stored in `byte_order`.
+    /// Checks that every element lies inside `bytes`.
+    pub fn with_layout(
+        bytes: &'a [u8],
+        dtype: DType,
+        layout: Layout,
+        byte_order: ByteOrder,
+    ) -> Result<Self> {
+        layout.check_within(dtype.size(), bytes.len(), &format!("a {dtype} view"))?;
         Ok(TensorView {
             bytes,
             dtype,
-            shape,
-            strides,
-            offset,
+            layout,
             byte_order,
         })
     }
@@ -129,12 +81,16 @@ impl<'a> TensorView<'a> {
                 bytes.len()
             )));
         }
-        let strides = contiguous_strides(shape, dtype.size());
-        Self::new(bytes, dtype, shape.to_vec(), strides, 0, ByteOrder::NATIVE)
+        Self::with_layout(
+            bytes,
+            dtype,
+            Layout::contiguous(shape, dtype.size())?,
+            ByteOrder::NATIVE,
+        )
     }
 
     /// A C-contiguous view of a typed slice.
-    pub fn from_slice<T: crate::Element>(data: &'a [T], shape: &[usize]) -> Result<Self> {
+    pub fn from_slice<T: Element>(data: &'a [T], shape: &[usize]) -> Result<Self> {
         Self::contiguous(bytemuck::cast_slice(data), T::DTYPE, shape)
     }
 
@@ -145,17 +101,22 @@ impl<'a> TensorView<'a> {
 
     /// The dimensions.
     pub fn shape(&self) -> &[usize] {
-        &self.shape
+        self.layout.shape()
+    }
+
+    /// Where the elements lie in [`TensorView::bytes`].
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Byte strides, one per dimension.
     pub fn strides(&self) -> &[isize] {
-        &self.strides
+        self.layout.strides()
     }
 
     /// Byte offset of the first element (index `[0, 0, ...]`) in the buffer.
     pub fn offset(&self) -> usize {
-        self.offset
+        self.layout.offset()
     }
 
     /// Byte order of the stored elements.
@@ -170,7 +131,7 @@ impl<'a> TensorView<'a> {
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        self.layout.len()
     }
 
     /// Whether there are no elements.
@@ -180,26 +141,36 @@ impl<'a> TensorView<'a> {
 
     /// Whether elements are C-contiguous (row-major, no gaps).
     pub fn is_c_contiguous(&self) -> bool {
-        is_c_contiguous(&self.shape, &self.strides, self.dtype.size())
+        self.layout.is_c_contiguous(self.dtype.size())
     }
 
-    /// Whether every element's address is a multiple of the dtype's alignment.
+    /// Whether every element's address is a multiple of the dtype's alignment
+    /// (always true for an empty view).
     pub fn is_aligned(&self) -> bool {
-        let a = self.dtype.alignment();
-        let base = self.bytes.as_ptr() as usize + self.offset;
-        base % a == 0
-            && self
-                .strides
-                .iter()
-                .zip(&self.shape)
-                .all(|(&s, &n)| n <= 1 || s.unsigned_abs() % a == 0)
+        self.layout
+            .is_aligned(self.bytes.as_ptr() as usize, self.dtype.alignment())
+    }
+
+    /// Why these elements cannot be used as they lie as a tensor of `target`
+    /// (C-contiguous if `require_contiguous`; see [`ViewObstacle::find`]); `None`
+    /// when they can.
+    pub fn obstacle(&self, target: DType, require_contiguous: bool) -> Option<ViewObstacle> {
+        ViewObstacle::find(
+            self.dtype,
+            self.byte_order,
+            &self.layout,
+            self.bytes.as_ptr() as usize,
+            target,
+            require_contiguous,
+        )
     }
 
     /// The elements' bytes when the view is C-contiguous and native-order.
     pub fn contiguous_bytes(&self) -> Option<&'a [u8]> {
         if self.is_c_contiguous() && !self.byte_order.is_swapped() {
             let n = self.len() * self.dtype.size();
-            Some(&self.bytes[self.offset..self.offset + n])
+            let off = self.layout.offset();
+            Some(&self.bytes[off..off + n])
         } else {
             None
         }
@@ -207,198 +178,153 @@ impl<'a> TensorView<'a> {
 
     /// The layout reduced to runs along the innermost dimension, for kernels.
     pub(crate) fn walk(&self) -> Walk {
-        Walk::new(&self.shape, &self.strides, self.offset, self.dtype.size())
+        self.layout.walk(self.dtype.size())
     }
 }
 
-/// The shape a reshape of `from` to `shape` gives: one entry of `shape` may be `-1`
-/// (inferred); the element count must stay the same.
-pub fn resolve_reshape(from: &[usize], shape: &[isize]) -> Result<Vec<usize>> {
-    let n = checked_numel(from)?;
-    let mut known = 1usize;
-    let mut infer = None;
-    for (i, &d) in shape.iter().enumerate() {
-        match d {
-            -1 if infer.is_none() => infer = Some(i),
-            -1 => {
-                return Err(Error::Shape(
-                    "can only specify one unknown dimension (-1)".into(),
-                ))
-            }
-            d if d < 0 => {
-                return Err(Error::Shape(format!(
-                    "negative dimension {d} in shape {shape:?}"
-                )))
-            }
-            d => {
-                known = known
-                    .checked_mul(d as usize)
-                    .ok_or_else(|| Error::Shape(format!("shape {shape:?} is too large")))?
-            }
+/// Why memory cannot be used as it lies (`copy=False`, a memory map, a zero-copy
+/// import), in the order they are looked for. One message per obstacle
+/// (`Display`); [`ViewObstacle::into_error`] words the `copy=False` refusal, and a
+/// caller with another context wraps the message its own way (a file that cannot
+/// be memory-mapped: `ViewObstacle::find(stored, order, &layout, 0, target, false)`
+/// with the layout at the data offset, a mapping being page-aligned).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ViewObstacle {
+    /// A different dtype was asked for: a cast needs a copy.
+    DTypeChanges {
+        /// The stored dtype.
+        from: DType,
+        /// The dtype asked for.
+        to: DType,
+    },
+    /// The elements are stored in the other byte order.
+    ByteSwapped,
+    /// The elements are not C-contiguous where a contiguous tensor is needed.
+    NotContiguous {
+        /// The byte strides found.
+        strides: Vec<isize>,
+    },
+    /// Some element is not aligned for its dtype.
+    Misaligned {
+        /// The dtype whose alignment is missed.
+        dtype: DType,
+    },
+}
+
+impl ViewObstacle {
+    /// The first obstacle to using elements of `stored` dtype in `order`, placed by
+    /// `layout` in a buffer starting at address `base`, as a native tensor of
+    /// `target`: a dtype change, a byte swap, (if `require_contiguous`) a
+    /// non-C-contiguous layout, misalignment. `None` when there is none.
+    pub fn find(
+        stored: DType,
+        order: ByteOrder,
+        layout: &Layout,
+        base: usize,
+        target: DType,
+        require_contiguous: bool,
+    ) -> Option<ViewObstacle> {
+        if target != stored {
+            Some(ViewObstacle::DTypeChanges {
+                from: stored,
+                to: target,
+            })
+        } else if order.is_swapped() && stored.size() > 1 {
+            Some(ViewObstacle::ByteSwapped)
+        } else if require_contiguous && !layout.is_c_contiguous(stored.size()) {
+            Some(ViewObstacle::NotContiguous {
+                strides: layout.strides().to_vec(),
+            })
+        } else if !layout.is_aligned(base, stored.alignment()) {
+            Some(ViewObstacle::Misaligned { dtype: stored })
+        } else {
+            None
         }
     }
-    let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-    let bad = || {
-        Error::Shape(format!(
-            "cannot reshape {n} elements (shape {from:?}) into shape {shape:?}"
+
+    /// The error for `copy=False` meeting this obstacle.
+    pub fn into_error(self) -> Error {
+        Error::Layout(format!(
+            "copy=False but a zero-copy tensor is impossible: {self}"
         ))
-    };
-    match infer {
-        Some(_) if known == 0 || n % known != 0 => return Err(bad()),
-        Some(i) => out[i] = n / known,
-        None if known != n => return Err(bad()),
-        None => {}
-    }
-    Ok(out)
-}
-
-/// Whether `strides` describe a C-contiguous layout of `shape`.
-pub fn is_c_contiguous(shape: &[usize], strides: &[isize], itemsize: usize) -> bool {
-    if shape.contains(&0) {
-        return true;
-    }
-    let mut expected = itemsize as isize;
-    for (&n, &s) in shape.iter().zip(strides).rev() {
-        if n != 1 && s != expected {
-            return false;
-        }
-        expected *= n as isize;
-    }
-    true
-}
-
-/// A layout flattened to `outer` rows of `inner_len` elements `inner_stride` apart,
-/// visited in C order of the logical shape.
-#[derive(Clone, Debug)]
-pub(crate) struct Walk {
-    base: isize,
-    outer_shape: Vec<usize>,
-    outer_strides: Vec<isize>,
-    pub inner_len: usize,
-    pub inner_stride: isize,
-}
-
-impl Walk {
-    pub fn new(shape: &[usize], strides: &[isize], offset: usize, itemsize: usize) -> Walk {
-        // Drop length-1 dimensions, then merge dimensions that are contiguous
-        // with respect to each other.
-        let mut dims: Vec<(usize, isize)> = Vec::with_capacity(shape.len());
-        for (&n, &s) in shape.iter().zip(strides) {
-            if n == 1 {
-                continue;
-            }
-            if let Some(last) = dims.last_mut() {
-                if n != 0 && last.0 != 0 && last.1 == s * n as isize {
-                    last.0 *= n;
-                    last.1 = s;
-                    continue;
-                }
-            }
-            dims.push((n, s));
-        }
-        let (inner_len, inner_stride) = dims.pop().unwrap_or((1, itemsize as isize));
-        let inner_len = if shape.contains(&0) { 0 } else { inner_len };
-        Walk {
-            base: offset as isize,
-            outer_shape: dims.iter().map(|d| d.0).collect(),
-            outer_strides: dims.iter().map(|d| d.1).collect(),
-            inner_len,
-            inner_stride,
-        }
-    }
-
-    /// Call `f(byte_offset, len)` for each run covering logical elements `[start, end)`.
-    pub fn for_each_run(&self, start: usize, end: usize, mut f: impl FnMut(usize, usize)) {
-        let l = self.inner_len;
-        if l == 0 || start >= end {
-            return;
-        }
-        let mut row = start / l;
-        let mut j = start % l;
-        // Multi-index of `row` in the outer dimensions.
-        let nd = self.outer_shape.len();
-        let mut idx = vec![0usize; nd];
-        let mut row_off = self.base;
-        for k in (0..nd).rev() {
-            let n = self.outer_shape[k];
-            idx[k] = row % n;
-            row_off += idx[k] as isize * self.outer_strides[k];
-            row /= n;
-        }
-        let mut pos = start;
-        loop {
-            let run = (l - j).min(end - pos);
-            f((row_off + j as isize * self.inner_stride) as usize, run);
-            pos += run;
-            if pos >= end {
-                return;
-            }
-            j = 0;
-            for k in (0..nd).rev() {
-                idx[k] += 1;
-                row_off += self.outer_strides[k];
-                if idx[k] < self.outer_shape[k] {
-                    break;
-                }
-                row_off -= self.outer_strides[k] * self.outer_shape[k] as isize;
-                idx[k] = 0;
-            }
-        }
     }
 }
 
-/// The multi-index (C order) of flat element `flat` in `shape`.
-pub fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for (i, &n) in shape.iter().enumerate().rev() {
-        if n > 0 {
-            idx[i] = flat % n;
-            flat /= n;
+impl fmt::Display for ViewObstacle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ViewObstacle::DTypeChanges { from, to } => {
+                write!(f, "the dtype changes from {from} to {to}")
+            }
+            ViewObstacle::ByteSwapped => {
+                write!(f, "the data is byte-swapped (non-native byte order)")
+            }
+            ViewObstacle::NotContiguous { strides } => {
+                write!(f, "the data is not C-contiguous (strides {strides:?})")
+            }
+            ViewObstacle::Misaligned { dtype } => write!(
+                f,
+                "the data is not aligned for {dtype} elements ({} bytes)",
+                dtype.alignment()
+            ),
         }
     }
-    idx
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn offsets(w: &Walk, n: usize, item: isize) -> Vec<usize> {
-        let mut out = vec![];
-        w.for_each_run(0, n, |off, len| {
-            for k in 0..len {
-                out.push((off as isize + k as isize * w.inner_stride) as usize / item as usize);
-            }
-        });
-        out
-    }
-
     #[test]
-    fn walk_transposed_and_reversed() {
-        // 2x3 array stored in Fortran order: element (i, j) at i + 2j.
-        let w = Walk::new(&[2, 3], &[4, 8], 0, 4);
-        assert_eq!(offsets(&w, 6, 4), vec![0, 2, 4, 1, 3, 5]);
-        // Reversed 1-D of 4 elements starting at the last.
-        let w = Walk::new(&[4], &[-4], 12, 4);
-        assert_eq!(offsets(&w, 4, 4), vec![3, 2, 1, 0]);
-        // Contiguous 2x3 merges into one run.
-        let w = Walk::new(&[2, 3], &[12, 4], 0, 4);
-        assert_eq!(w.inner_len, 6);
-    }
-
-    #[test]
-    fn walk_partial_ranges() {
-        let w = Walk::new(&[3, 2], &[4, 12], 0, 4);
-        let all = offsets(&w, 6, 4);
-        let mut parts = vec![];
-        for (a, b) in [(0, 1), (1, 4), (4, 6)] {
-            w.for_each_run(a, b, |off, len| {
-                for k in 0..len {
-                    parts.push((off as isize + k as isize * w.inner_stride) as usize / 4);
-                }
-            });
-        }
-        assert_eq!(all, parts);
+    fn obstacles_in_order() {
+        let data = [1.0f32, 2.0, 3.0, 4.0];
+        let v = TensorView::from_slice(&data, &[4]).unwrap();
+        assert_eq!(v.obstacle(DType::Float32, true), None);
+        assert_eq!(
+            v.obstacle(DType::Float64, true),
+            Some(ViewObstacle::DTypeChanges {
+                from: DType::Float32,
+                to: DType::Float64
+            })
+        );
+        let bytes: &[u8] = bytemuck::cast_slice(&data);
+        let strided = TensorView::new(
+            bytes,
+            DType::Float32,
+            vec![2],
+            vec![8],
+            0,
+            ByteOrder::NATIVE,
+        )
+        .unwrap();
+        assert!(strided.obstacle(DType::Float32, false).is_none());
+        let o = strided.obstacle(DType::Float32, true).unwrap();
+        assert_eq!(o.to_string(), "the data is not C-contiguous (strides [8])");
+        let odd = TensorView::new(
+            bytes,
+            DType::Float32,
+            vec![2],
+            vec![4],
+            1,
+            ByteOrder::NATIVE,
+        )
+        .unwrap();
+        let err = odd
+            .obstacle(DType::Float32, true)
+            .unwrap()
+            .into_error()
+            .to_string();
+        assert!(
+            err.contains("copy=False") && err.contains("not aligned"),
+            "{err}"
+        );
+        let swapped =
+            TensorView::new(bytes, DType::Float32, vec![4], vec![4], 0, ByteOrder::Big).unwrap();
+        assert_eq!(
+            swapped.obstacle(DType::Float32, true),
+            Some(ViewObstacle::ByteSwapped)
+        );
     }
 
     #[test]

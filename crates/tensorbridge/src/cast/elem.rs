@@ -8,82 +8,12 @@
 use half::{bf16, f16};
 use num_complex::Complex;
 
+use std::any::TypeId;
+
+use half::slice::HalfFloatSliceExt;
+
 use super::float16::*;
-use crate::dtype::DType;
-
-/// A Rust type that stores one element of a [`DType`].
-pub trait Element: bytemuck::Pod + Send + Sync + 'static {
-    /// The dtype this type stores.
-    const DTYPE: DType;
-    /// The value with its bytes reversed (per component for complex).
-    fn swap_bytes(self) -> Self;
-}
-
-/// One byte holding a NumPy `bool` (0 or 1; any non-zero byte reads as true).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(transparent)]
-pub struct Bool(pub u8);
-
-macro_rules! element_int {
-    ($($t:ty => $d:ident),*) => {$(
-        impl Element for $t {
-            const DTYPE: DType = DType::$d;
-            #[inline] fn swap_bytes(self) -> Self { <$t>::swap_bytes(self) }
-        }
-    )*};
-}
-element_int!(i8 => Int8, i16 => Int16, i32 => Int32, i64 => Int64,
-             u8 => UInt8, u16 => UInt16, u32 => UInt32, u64 => UInt64);
-
-impl Element for Bool {
-    const DTYPE: DType = DType::Bool;
-    #[inline]
-    fn swap_bytes(self) -> Self {
-        self
-    }
-}
-impl Element for f16 {
-    const DTYPE: DType = DType::Float16;
-    #[inline]
-    fn swap_bytes(self) -> Self {
-        f16::from_bits(self.to_bits().swap_bytes())
-    }
-}
-impl Element for bf16 {
-    const DTYPE: DType = DType::BFloat16;
-    #[inline]
-    fn swap_bytes(self) -> Self {
-        bf16::from_bits(self.to_bits().swap_bytes())
-    }
-}
-impl Element for f32 {
-    const DTYPE: DType = DType::Float32;
-    #[inline]
-    fn swap_bytes(self) -> Self {
-        f32::from_bits(self.to_bits().swap_bytes())
-    }
-}
-impl Element for f64 {
-    const DTYPE: DType = DType::Float64;
-    #[inline]
-    fn swap_bytes(self) -> Self {
-        f64::from_bits(self.to_bits().swap_bytes())
-    }
-}
-impl Element for Complex<f32> {
-    const DTYPE: DType = DType::Complex64;
-    #[inline]
-    fn swap_bytes(self) -> Self {
-        Complex::new(self.re.swap_bytes(), self.im.swap_bytes())
-    }
-}
-impl Element for Complex<f64> {
-    const DTYPE: DType = DType::Complex128;
-    #[inline]
-    fn swap_bytes(self) -> Self {
-        Complex::new(self.re.swap_bytes(), self.im.swap_bytes())
-    }
-}
+use crate::dtype::{Bool, DType, Element};
 
 /// A value widened without loss, for range checks and saturation.
 #[derive(Clone, Copy, Debug)]
@@ -620,7 +550,34 @@ impl Dest for f16 {
         }
     }
     fn convert_slice<V: Value>(src: &[V], dst: &mut [Self]) {
-        super::kernels::to_f16_slice(src, dst)
+        to_f16_slice(src, dst)
+    }
+}
+
+// Contiguous-run kernel that beats the per-element rule, with run-time CPU
+// dispatch (formerly `cast/kernels.rs`).
+
+/// Contiguous `src` → float16.
+///
+/// float32 input uses `half`'s slice conversion, which runs the F16C instructions
+/// when the CPU has them (detected at run time) and is correctly rounded. F16C
+/// quiets NaNs where NumPy keeps the payload, so NaN lanes are redone in software.
+pub fn to_f16_slice<V: Value>(src: &[V], dst: &mut [f16]) {
+    if TypeId::of::<V>() == TypeId::of::<f32>() {
+        let src: &[f32] = bytemuck::cast_slice(src);
+        dst.convert_from_f32_slice(src);
+        // NaN lanes: a cheap branch-free scan, then a rare fix-up.
+        if src.iter().fold(false, |acc, x| acc | x.is_nan()) {
+            for (d, s) in dst.iter_mut().zip(src) {
+                if s.is_nan() {
+                    *d = f16::from_bits(f32_to_f16(*s));
+                }
+            }
+        }
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f16::from_bits(s.to_f16());
+        }
     }
 }
 

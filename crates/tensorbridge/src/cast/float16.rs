@@ -6,7 +6,7 @@
 //! NumPy's software float16 conversions keep a NaN's payload without setting the
 //! quiet bit, convert float64 directly (no double rounding through float32), and
 //! ml_dtypes canonicalises NaN in bfloat16. `half`'s F16C slice conversion is still
-//! used for the fast float32 → float16 path (see `kernels`), with NaNs patched up.
+//! used for the fast float32 → float16 path (see `elem::to_f16_slice`), with NaNs patched up.
 
 /// float32 → float16 bits, round to nearest even. NaN keeps the top payload bits
 /// (forced non-zero), as NumPy's `npy_floatbits_to_halfbits`.

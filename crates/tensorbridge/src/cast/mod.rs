@@ -1,10 +1,11 @@
-//! Casting: one entry point, [`cast`], that reads a [`TensorView`] in its own
-//! layout (strided, byte-swapped, unaligned) and writes a contiguous, aligned
-//! tensor of the target dtype in one pass, in parallel for large inputs.
+//! Casting kernels: [`cast_into`] reads a [`TensorView`] in its own layout
+//! (strided, byte-swapped, unaligned) and writes the elements, converted to the
+//! target dtype, into a contiguous buffer it is given, in one pass and in parallel
+//! for large inputs. Allocating the result is the caller's business
+//! ([`crate::cast()`](crate::tensor::cast) makes a new tensor).
 
 mod elem;
 pub mod float16;
-mod kernels;
 
 use std::any::TypeId;
 
@@ -13,12 +14,13 @@ use num_complex::Complex;
 use rayon::prelude::*;
 
 use elem::{check_value, Dest, Value, Wide};
-pub use elem::{Bool, Element};
 
 use crate::dtype::{Casting, DType};
+// Element types now live beside `DType`; re-exported for existing `cast::` paths.
+pub use crate::dtype::{Bool, Element};
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
-use crate::view::{unravel, TensorView, Walk};
+use crate::layout::{unravel, Walk};
+use crate::view::TensorView;
 
 /// Inputs at least this many bytes (source or result) are converted on all threads.
 const PARALLEL_BYTES: usize = 1 << 20;
@@ -95,27 +97,23 @@ macro_rules! with_element_type {
 #[allow(unused_imports)]
 pub(crate) use with_element_type;
 
-/// Cast `src` to `to` under `casting`, returning a new C-contiguous tensor.
-///
-/// `Safe` and `SameKind` refuse disallowed pairs before reading anything;
-/// `Checked` scans every value first and returns nothing partial.
-pub fn cast(src: &TensorView<'_>, to: DType, casting: Casting) -> Result<Tensor> {
+/// Check that `src` may be cast to `to` under `casting`: the dtype pair for
+/// `Safe`/`SameKind`, every value for `Checked`. Reads nothing otherwise.
+pub fn check(src: &TensorView<'_>, to: DType, casting: Casting) -> Result<()> {
     src.dtype().check_cast(to, casting)?;
     if casting == Casting::Checked {
         check_values(src, to)?;
     }
-    // SAFETY: `convert` writes every element of `dst` (the runs of `Walk` cover
-    // `0..len` exactly) or fails, in which case the buffer is dropped unread.
-    unsafe { Tensor::build_overwrite(to, src.shape(), |dst| convert(src, to, casting, dst)) }
+    Ok(())
 }
 
 /// Cast `src` into `dst`, a C-contiguous buffer for exactly `src.len()` elements of
-/// `to`, aligned for `to`.
+/// `to`, aligned for `to`. Every byte of `dst` is written when this returns `Ok`.
+///
+/// `Safe` and `SameKind` refuse disallowed pairs before reading anything;
+/// `Checked` scans every value first and writes nothing on failure.
 pub fn cast_into(src: &TensorView<'_>, to: DType, casting: Casting, dst: &mut [u8]) -> Result<()> {
-    src.dtype().check_cast(to, casting)?;
-    if casting == Casting::Checked {
-        check_values(src, to)?;
-    }
+    check(src, to, casting)?;
     convert(src, to, casting, dst)
 }
 
@@ -175,7 +173,15 @@ fn read_elem<S: Element>(bytes: &[u8], off: isize, swapped: bool) -> S {
     }
 }
 
-fn convert(src: &TensorView<'_>, to: DType, casting: Casting, dst: &mut [u8]) -> Result<()> {
+/// Convert every element of `src` into `dst` (C order), without the checks of
+/// [`check`]: `dst` must hold exactly `src.len()` elements of `to` (else an error);
+/// every byte of it is written when this returns `Ok`.
+pub(crate) fn convert(
+    src: &TensorView<'_>,
+    to: DType,
+    casting: Casting,
+    dst: &mut [u8],
+) -> Result<()> {
     let n = src.len();
     if n.checked_mul(to.size()) != Some(dst.len()) {
         return Err(Error::Shape(format!(
@@ -290,6 +296,7 @@ impl Job<'_> {
 mod tests {
     use super::*;
     use crate::dtype::ByteOrder;
+    use crate::tensor::cast;
 
     fn cast_vec<S: Element, D: Element>(src: &[S], casting: Casting) -> Result<Vec<D>> {
         let v = TensorView::from_slice(src, &[src.len()])?;

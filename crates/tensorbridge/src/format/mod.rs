@@ -296,7 +296,7 @@ mod tests {
             ByteOrder::NATIVE,
         )
         .unwrap();
-        let whole = crate::cast::cast(&v, DType::Int32, crate::Casting::Unsafe)
+        let whole = crate::cast(&v, DType::Int32, crate::Casting::Unsafe)
             .unwrap()
             .to_vec::<i32>()
             .unwrap();
@@ -304,7 +304,7 @@ mod tests {
             let mut got = vec![];
             for_each_piece(&v, max, &mut |p| {
                 assert!(p.len() <= max.max(3));
-                let t = crate::cast::cast(p, DType::Int32, crate::Casting::Unsafe)?;
+                let t = crate::cast(p, DType::Int32, crate::Casting::Unsafe)?;
                 got.extend(t.to_vec::<i32>()?);
                 Ok(())
             })

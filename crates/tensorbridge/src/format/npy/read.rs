@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cast::cast;
+use crate::tensor::cast;
 use crate::dtype::{Casting, DType};
 use crate::error::{Error, Result};
 use crate::format::io::{read_err, read_exact_at, read_full, read_full_at};
