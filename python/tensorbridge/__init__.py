@@ -40,6 +40,23 @@ CASTING_MODES = ("unsafe", "same_kind", "safe", "checked", "saturate")
 
 _core._register([_BY_NAME[n] for n in _core.dtype_names()], dtype)
 
+def __getattr__(name: str):
+    # Imported on first use, so `import tensorbridge` never imports ray or pyarrow.
+    if name == "ray":
+        import importlib
+
+        return importlib.import_module(".ray", __name__)
+    if name == "arrow":
+        import importlib
+
+        return importlib.import_module(".arrow", __name__)
+    if name == "from_arrow":
+        from .arrow import from_arrow
+
+        return from_arrow
+    raise AttributeError(f"module 'tensorbridge' has no attribute {name!r}")
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
