@@ -274,6 +274,10 @@ def test_from_ray_dataset_elements_and_epochs(cluster, shards):
     # two epochs (repeat re-reads the Ray data)
     two = np.concatenate([b.numpy() for b in tb.data.Dataset.from_ray(ds, "data").repeat(2).batch(100)])
     assert sorted(ids(two).tolist()) == sorted(list(range(total)) * 2)
+    with pytest.raises(ValueError, match=r"no column\(s\) \['nope'\].*'data'"):
+        tb.data.Dataset.from_ray(ds, ["nope"])
+    with pytest.raises(TypeError, match="ray.data.Dataset or DataIterator"):
+        tb.data.Dataset.from_ray([1, 2, 3])
 
 
 @ray.remote(num_cpus=0)
@@ -307,15 +311,22 @@ def test_worker_node_removed_mid_read(cluster, tmp_path):
     total = first
 
     def slow(batch):
-        time.sleep(0.15)
-        return batch
+        import ray
 
+        time.sleep(0.15)
+        node = ray.get_runtime_context().get_node_id()
+        return {"data": batch["data"], "node": np.array([node] * len(batch["data"]))}
+
+    victim = cluster.test_workers[0]
     ds = tb.ray.read_npy(str(tmp_path), rows_per_block=20).map_batches(slow, batch_size=None)
-    seen, removed = [], False
+    seen, nodes, removed = [], set(), False
     for batch in ds.iter_batches(batch_size=20, batch_format="numpy"):
         seen.extend(ids(batch["data"]).tolist())
+        nodes.update(batch["node"].tolist())
         if not removed and len(seen) >= 100:
-            cluster.remove_node(cluster.test_workers[0], allow_graceful=False)
+            cluster.remove_node(victim, allow_graceful=False)
             removed = True
     assert removed
+    assert victim.node_id in nodes  # the removed node was doing read tasks
+    assert len(nodes) >= 2
     assert sorted(seen) == list(range(total))  # every row exactly once despite the lost node
