@@ -134,6 +134,17 @@ def test_dtypes_match_np_load(cluster, tmp_path, name):
     assert np.stack(rows).tobytes() == a.tobytes()
 
 
+@pytest.mark.parametrize("layout", ["big-endian", "fortran"])
+def test_non_native_layouts_are_converted(cluster, tmp_path, layout):
+    a = np.arange(60 * 6, dtype=np.int32).reshape(60, 2, 3)
+    a = a.astype(">i4") if layout == "big-endian" else np.asfortranarray(a.astype(np.float64))
+    np.save(tmp_path / "a.npy", a)
+    got = collect(tb.ray.read_npy(str(tmp_path / "a.npy"), rows_per_block=25))
+    want = np.load(tmp_path / "a.npy")
+    assert got.dtype == want.dtype.newbyteorder("=")
+    np.testing.assert_array_equal(by_id(got), want)
+
+
 def test_npz_several_keys(cluster, tmp_path):
     parts, first = [], 0
     for i, save in enumerate([np.savez, np.savez_compressed, lambda p, **kw: tb.savez(p, **kw)]):
