@@ -312,6 +312,16 @@ def test_streaming_split_two_actors(cluster, shards):
     assert sorted(parts[0] + parts[1]) == list(range(total))  # the union: every row once
 
 
+def test_without_ray_the_error_says_what_to_install():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['ray'] = None; import tensorbridge as tb\n"
+            "try:\n    tb.ray.read_npy('x.npy')\nexcept ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert 'pip install "ray[data]"' in out
+
+
 # ----------------------------------------------------------------- faults (last)
 
 def test_worker_node_removed_mid_read(cluster, tmp_path):
@@ -341,3 +351,4 @@ def test_worker_node_removed_mid_read(cluster, tmp_path):
     assert victim.node_id in nodes  # the removed node was doing read tasks
     assert len(nodes) >= 2
     assert sorted(seen) == list(range(total))  # every row exactly once despite the lost node
+

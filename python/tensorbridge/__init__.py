@@ -70,7 +70,7 @@ __version__ = _version()
 
 __all__ = [
     "DType", "Tensor", "load", "save", "savez", "NpzFile", "dtype", "convert_to_tensor", "constant", "cast", "stack", "CASTING_MODES",
-    "from_dlpack",
+    "from_dlpack", "from_arrow",
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "bfloat16", "float32", "float64", "complex64", "complex128", "half", "double",
 ]

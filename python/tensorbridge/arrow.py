@@ -25,7 +25,7 @@ bfloat16 (zero-copy). complex64/complex128 have no Arrow type and are refused.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 

@@ -15,20 +15,24 @@ How it reads:
   each read task's ``BlockMetadata`` and the Arrow schema into the task, so
   ``count()`` and ``schema()`` read no data.
 - Each file is cut into row ranges of ``rows_per_block`` rows (default: blocks of about
-  128 MiB), so one big file becomes many parallel read tasks. With more ranges than
-  Ray's requested parallelism (``override_num_blocks``), consecutive ranges share a
-  task (one block each).
+  128 MiB), so one big file becomes many parallel read tasks. With ``rows_per_block``
+  given, each range is its own read task; otherwise, with more ranges than Ray's
+  requested parallelism, consecutive ranges share a task (one block each).
+  ``override_num_blocks`` asks for exactly that many tasks (ranges are grouped, or
+  halved when there are too few).
 - A read task maps its file with tensorbridge (``tb.load(path, mmap=True)``; an
   ``.npz`` member is mapped when stored and aligned, else read/decompressed), slices
   its rows and returns a ``pyarrow.Table`` whose column is an ``arrow.fixed_shape_tensor``
   array built **zero-copy** over the mapped memory (the Arrow buffer keeps the mapping
-  alive). 1-d arrays give a primitive column. Columns: ``data`` for ``.npy`` (the
+  alive); Ray then serialises the block into its object store, as it does for every
+  datasource. 1-d arrays give a primitive column. Columns: ``data`` for ``.npy`` (the
   name ``ray.data.read_numpy`` uses), the member names for ``.npz``.
 - Types: ints, uints, float16/32/64 as themselves. Two dtypes travel as raw bytes,
   zero-copy, with the field metadata ``{b"tensorbridge.dtype": b"<name>"}``: **bool** as
   ``uint8`` 0/1 (Arrow packs bools into bits, and Ray/pyarrow cannot turn a bool
   ``fixed_shape_tensor`` into NumPy), and **bfloat16**, which has no Arrow type (NumPy
-  writes it as ``'<V2'``), as its ``uint16`` bits. View such a batch with
+  writes it as ``'<V2'``; every 2-byte void ``.npy`` is taken as bfloat16), as its
+  ``uint16`` bits. View such a batch with
   ``batch["data"].view(bool)`` / ``.view(ml_dtypes.bfloat16)``, or use :func:`from_ray`,
   which reads the metadata and gives bool / bfloat16 tensors. complex has no Arrow type
   and is refused with an error naming the file. Big-endian or Fortran-order files are
@@ -45,7 +49,7 @@ from __future__ import annotations
 import glob as _glob
 import os
 import zipfile
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -329,7 +333,8 @@ def from_ray(source: Any, columns: Union[None, str, Sequence[str]] = None) -> An
     The row count must be known up front (``tb.data`` datasets have exact cardinality):
     a ``Dataset`` is counted with ``count()`` (metadata only for :func:`read_npy`); a
     ``DataIterator`` is first ``materialize()``-d into Ray's object store (its blocks, not
-    this process's memory). Each epoch of the tb dataset iterates the Ray data again.
+    this process's memory). Each epoch of the tb dataset iterates the Ray data again;
+    run one iteration of it at a time (the rows come through one Ray iterator).
     """
     ray = _ray()
     import pyarrow as pa
