@@ -38,6 +38,9 @@ def cluster():
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+    # Row order across blocks is otherwise up to Ray; tests that compare whole arrays
+    # (no id column) rely on it. Tests with ids sort by id either way.
+    ctx.execution_options.preserve_order = True
     c.test_workers = workers
     yield c
     ray.shutdown()
@@ -173,6 +176,27 @@ def test_npz_several_keys(cluster, tmp_path):
     assert sorted(sub.to_pandas()["y"].tolist()) == list(range(first))
     with pytest.raises(KeyError, match=r"part0\.npz.*no member 'nope'"):
         tb.ray.read_npz(str(tmp_path / "part0.npz"), keys=["nope"])
+
+
+def test_npz_bfloat16_and_bool_members(cluster, tmp_path):
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((30, 3, 2)).astype(ml_dtypes.bfloat16)
+    m = rng.integers(0, 2, (30, 7)).astype(bool)
+    np.savez(tmp_path / "a.npz", w=w, m=m)  # bfloat16 stored as '<V2', unaligned
+    ds = tb.ray.read_npz(str(tmp_path / "a.npz"), rows_per_block=8)
+    rows = list(tb.data.Dataset.from_ray(ds))
+    assert rows[0]["w"].dtype == tb.bfloat16 and rows[0]["m"].dtype == tb.bool
+    assert np.stack([r["w"].numpy() for r in rows]).tobytes() == w.tobytes()
+    assert np.array_equal(np.stack([r["m"].numpy() for r in rows]), m)
+
+
+def test_types_without_arrow_equivalent_are_refused_naming_the_file(cluster, tmp_path):
+    np.save(tmp_path / "c.npy", np.ones((3, 2), np.complex64))
+    with pytest.raises(TypeError, match=r"c\.npy.*complex64.*no Arrow type"):
+        tb.ray.read_npy(str(tmp_path / "c.npy"))
+    np.save(tmp_path / "s.npy", np.array([["a", "b"]]))
+    with pytest.raises(TypeError, match=r"s\.npy.*cannot read"):
+        tb.ray.read_npy(str(tmp_path / "s.npy"))
 
 
 def _mapped_ranges(path):

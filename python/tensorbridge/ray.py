@@ -59,6 +59,8 @@ __all__ = ["read_npy", "read_npz", "from_ray", "TensorbridgeDatasource", "DEFAUL
 DEFAULT_BLOCK_BYTES = 128 * 1024 * 1024
 
 _META_KEY = b"tensorbridge.dtype"
+_SUPPORTED = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+              "float16", "float32", "float64")
 
 
 def _ray() -> Any:
@@ -133,7 +135,7 @@ class _Column:
         if dt.kind == "c":
             raise TypeError(f"{path}: {name!r} is {dt.name}, which has no Arrow type "
                             "(complex columns are not supported by tb.ray)")
-        if dt.kind not in "biuf" and not self.bf16:
+        if not self.bf16 and (dt.kind not in "biuf" or dt.newbyteorder("=").name not in _SUPPORTED):
             raise TypeError(f"{path}: {name!r} has dtype {dt.str!r}, which tensorbridge cannot read")
         self.npd = np.dtype(np.uint16) if self.bf16 else dt.newbyteorder("=")
         if dt.kind == "b":
@@ -211,11 +213,7 @@ def _block(path: str, kind: str, cols: List[_Column], start: int, stop: int) -> 
         if kind == "npy":
             sources = [(cols[0], _load_npy(tb, path, cols[0]))]
         else:
-            z = tb.load(path)
-            try:
-                sources = [(c, _npz_member(tb, z, c)) for c in cols]
-            finally:
-                z.close()
+            sources = [(c, _npz_member(tb, path, c)) for c in cols]
         for col, t in sources:
             if t.ndim == 0 or tuple(t.shape[1:]) != col.row_shape or t.shape[0] < stop:
                 raise ValueError(f"changed since its header was read: now shape {tuple(t.shape)}, "
@@ -244,13 +242,15 @@ def _load_npy(tb: Any, path: str, col: _Column) -> Any:
         return tb.load(path, mmap=False, dtype=dtype)
 
 
-def _npz_member(tb: Any, z: Any, col: _Column) -> Any:
+def _npz_member(tb: Any, path: str, col: _Column) -> Any:
     dtype = tb.bfloat16 if col.bf16 else None
-    try:
-        return z._handle.load(col.name, True, dtype)
-    except ValueError:
-        # Stored unaligned (np.savez does not align members) or deflated: read with a copy.
-        return z._handle.load(col.name, False, dtype)
+    with tb.load(path, mmap=True, dtype=dtype) as z:
+        try:
+            return z[col.name]
+        except ValueError:
+            pass  # stored unaligned (np.savez does not align members) or deflated
+    with tb.load(path, mmap=False, dtype=dtype) as z:
+        return z[col.name]  # read with one copy
 
 
 # ----------------------------------------------------------------- datasource
