@@ -61,7 +61,7 @@ def shards(tmp_path_factory):
     rng = np.random.default_rng(0)
     first = 0
     for i in range(N_FILES):
-        n = int(rng.integers(5, 60))
+        n = 0 if i == 7 else int(rng.integers(5, 60))  # one empty shard
         np.save(d / f"shard-{i:03d}.npy", make_rows(first, n))
         first += n
     return d, first
@@ -229,6 +229,11 @@ def test_blocks_split_inside_big_files_zero_copy(cluster, tmp_path):
         np.testing.assert_array_equal(col.to_numpy_ndarray(), a[i * 100:(i + 1) * 100])
         addr = col.storage.flatten().buffers()[1].address
         assert any(lo <= addr < hi for lo, hi in _mapped_ranges(path)), "block is not over the file mapping"
+    # override_num_blocks: exactly that many tasks, grouping or halving ranges
+    for want in (3, 16):
+        src2 = src.__class__(str(path), "npy", None, None, False, None, want)
+        tasks = src2.get_read_tasks(want)
+        assert len(tasks) == want and sum(t.metadata.num_rows for t in tasks) == 1000
     # through Ray: ten blocks, every row once
     ds = tb.ray.read_npy(str(path), rows_per_block=100)
     got = collect(ds)
