@@ -9,8 +9,8 @@ import numpy as np
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from . import ray as _r
-from .ray import _Column
+from . import _ray_files as _r
+from ._ray_files import _Column
 
 __all__ = ["TensorbridgeDatasource"]
 

@@ -47,7 +47,7 @@ pub mod tensor;
 pub mod view;
 
 pub use cast::cast_into;
-pub use dtype::{Bool, ByteOrder, Casting, DType, Element, Kind};
+pub use dtype::{Bool, ByteOrder, Casting, DType, DTypeError, Element, Kind};
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub use stack::stack;
