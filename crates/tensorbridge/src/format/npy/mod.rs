@@ -63,8 +63,8 @@ pub use read::{from_bytes, load, open, read_header, LoadOptions, NpyReader};
 pub use write::{save, write, NpyWriter};
 
 pub(crate) use read::{
-    build_filled, check_data_fits, convert_from, copy_as, load_opened, no_map_reason, read_head,
-    usable_as_is,
+    build_filled, check_data_fits, convert_from, copy_as, load_opened, no_map_error, obstacle,
+    read_head,
 };
 pub(crate) use write::{in_file_order, ElementSink};
 
