@@ -363,6 +363,14 @@ class Dataset:
             out = out.apply(tf.data.experimental.assert_cardinality(n))
         return out
 
+    @staticmethod
+    def from_ray(dataset_or_iterator: Any, columns: Any = None) -> "Dataset":
+        """Elements are the rows of a ``ray.data.Dataset`` or ``DataIterator``; see
+        :func:`tensorbridge.ray.from_ray`."""
+        from .ray import from_ray
+
+        return from_ray(dataset_or_iterator, columns)
+
     def __repr__(self) -> str:
         try:
             spec = self.element_spec if self._ds.element_spec() is not None else "unknown until run"
