@@ -98,7 +98,7 @@ impl NpyHeader {
 
     /// The dtype to load the elements as: the header's, or for a `'V2'` descr the
     /// requested dtype, which must then be bfloat16. (A requested dtype other than
-    /// the header's is otherwise a cast target; see [`LoadOptions::dtype`].)
+    /// the header's is otherwise a cast target; see [`LoadOptions::dtype`](super::LoadOptions::dtype).)
     pub fn resolve_dtype(&self, requested: Option<DType>, path: &str) -> Result<DType> {
         match (self.dtype, requested) {
             (Some(d), _) => Ok(d),
