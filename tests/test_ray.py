@@ -240,13 +240,16 @@ def test_blocks_split_inside_big_files_zero_copy(cluster, tmp_path):
     np.testing.assert_array_equal(by_id(got), a)
     # default block size: about DEFAULT_BLOCK_BYTES per block
     assert len(src.__class__(str(path), "npy", None, None, False, None, None).get_read_tasks(4)) == 1
-    old = tb.ray.DEFAULT_BLOCK_BYTES
+    import tensorbridge._ray_files as ray_files  # where the datasource reads it
+
+    assert ray_files.DEFAULT_BLOCK_BYTES == tb.ray.DEFAULT_BLOCK_BYTES
+    old = ray_files.DEFAULT_BLOCK_BYTES
     try:
-        tb.ray.DEFAULT_BLOCK_BYTES = 250 * row_bytes
+        ray_files.DEFAULT_BLOCK_BYTES = 250 * row_bytes
         tasks = src.__class__(str(path), "npy", None, None, False, None, None).get_read_tasks(100)
         assert [t.metadata.num_rows for t in tasks] == [250] * 4
     finally:
-        tb.ray.DEFAULT_BLOCK_BYTES = old
+        ray_files.DEFAULT_BLOCK_BYTES = old
 
 
 def test_count_and_schema_read_no_data(cluster, tmp_path):
