@@ -209,3 +209,32 @@ def test_cli_main_wants_a_list_of_strings() -> None:
 
     with pytest.raises(TypeError):
         _core._cli_main("tensorbridge --help")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/proc/self/maps").exists(), reason="needs FIFOs and /proc")
+def test_ctrl_c_stops_the_command_at_once(tmp_path: Path) -> None:
+    """SIGINT while the Rust code blocks (opening a FIFO no one writes) ends the
+    process as it ends a native command; Python's own handler would only set a flag
+    that is never looked at, and the command would hang."""
+    import signal
+    import time
+
+    fifo = tmp_path / "blocks.npy"
+    os.mkfifo(fifo)
+    p = subprocess.Popen([os.fspath(SCRIPT), "inspect", os.fspath(fifo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # Wait until the compiled module is loaded (the command is running), then a bit.
+        deadline = time.monotonic() + 60
+        while "_core" not in Path(f"/proc/{p.pid}/maps").read_text():
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, "the command did not start"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert p.poll() is None, "the command should be blocked on the FIFO"
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=10)
+        assert rc == -signal.SIGINT
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
