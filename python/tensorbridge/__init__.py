@@ -38,6 +38,23 @@ double = float64
 
 CASTING_MODES = ("unsafe", "same_kind", "safe", "checked", "saturate")
 
+def __getattr__(name: str):
+    # Imported on first use, so `import tensorbridge` never imports ray or pyarrow.
+    if name == "ray":
+        import importlib
+
+        return importlib.import_module(".ray", __name__)
+    if name == "arrow":
+        import importlib
+
+        return importlib.import_module(".arrow", __name__)
+    if name == "from_arrow":
+        from .arrow import from_arrow
+
+        return from_arrow
+    raise AttributeError(f"module 'tensorbridge' has no attribute {name!r}")
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -51,7 +68,7 @@ __version__ = _version()
 
 __all__ = [
     "DType", "Tensor", "load", "save", "savez", "NpzFile", "convert_file", "dtype", "convert_to_tensor", "constant", "cast", "stack", "CASTING_MODES",
-    "from_dlpack",
+    "from_dlpack", "from_arrow",
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "bfloat16", "float32", "float64", "complex64", "complex128", "half", "double",
 ]

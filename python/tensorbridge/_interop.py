@@ -107,10 +107,19 @@ def to_numpy(t: _core.Tensor) -> Any:
     return np.from_dlpack(t)
 
 
+def to_arrow(t: _core.Tensor) -> Any:
+    """``t`` as a pyarrow array over its memory: ``arrow.fixed_shape_tensor`` for 2-d and
+    more, a primitive array for 1-d (see ``tensorbridge.arrow``)."""
+    _require("pyarrow", "to_arrow")
+    from .arrow import to_arrow as _to_arrow
+
+    return _to_arrow(t)
+
+
 def _attach() -> None:
     """Make the conveniences methods of ``Tensor`` (the class is compiled; these
     are Python on top of its ``__dlpack__``)."""
-    for f in (to_tensorflow, to_jax, to_torch, to_numpy):
+    for f in (to_tensorflow, to_jax, to_torch, to_numpy, to_arrow):
         setattr(_core.Tensor, f.__name__, f)
 
 

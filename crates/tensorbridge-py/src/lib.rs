@@ -47,15 +47,15 @@ pub(crate) fn to_py(e: Error) -> PyErr {
 pub(crate) trait OrPy<T> {
     fn or_py(self) -> PyResult<T>;
 }
-impl<T> OrPy<T> for Result<T, Error> {
+impl<T, E: Into<Error>> OrPy<T> for Result<T, E> {
     fn or_py(self) -> PyResult<T> {
-        self.map_err(to_py)
+        self.map_err(|e| to_py(e.into()))
     }
 }
 
 /// A casting-mode name → `Casting` (the core's one parser and message).
 pub(crate) fn parse_casting(s: &str) -> PyResult<Casting> {
-    s.parse().or_py()
+    s.parse::<Casting>().or_py()
 }
 
 /// NumPy's `can_cast(from, to, casting)` as tensorbridge implements it.

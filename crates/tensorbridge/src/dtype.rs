@@ -3,7 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
 
 mod element;
 pub use element::{Bool, Element};
@@ -99,8 +98,37 @@ impl Casting {
     }
 }
 
+/// What can go wrong when naming a dtype or a casting mode, or casting between
+/// dtypes. Kept here, below the crate's [`Error`](crate::Error) (which it converts into,
+/// one variant each), so this base module imports nothing from the rest of the crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DTypeError {
+    /// A dtype name or type string that tensorbridge does not support.
+    #[error("unsupported dtype {0:?}")]
+    Unknown(String),
+    /// A casting-mode name that is not one of [`Casting::NAMES`].
+    #[error(
+        "unknown casting mode {0:?}; valid modes are {modes}",
+        modes = Casting::NAMES.map(|n| format!("{n:?}")).join(", ")
+    )]
+    UnknownCasting(String),
+    /// The casting mode does not allow this pair of dtypes.
+    #[error("cannot cast from {from} to {to} with casting={:?}", .casting.name())]
+    CastNotAllowed {
+        /// Source dtype.
+        from: DType,
+        /// Target dtype.
+        to: DType,
+        /// The mode that refused.
+        casting: Casting,
+    },
+}
+
+type Result<T> = std::result::Result<T, DTypeError>;
+
 impl FromStr for Casting {
-    type Err = Error;
+    type Err = DTypeError;
     fn from_str(s: &str) -> Result<Self> {
         Ok(match s {
             "unsafe" => Casting::Unsafe,
@@ -108,12 +136,7 @@ impl FromStr for Casting {
             "safe" => Casting::Safe,
             "checked" => Casting::Checked,
             "saturate" => Casting::Saturate,
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "unknown casting mode {s:?}; valid modes are {}",
-                    Casting::NAMES.map(|n| format!("{n:?}")).join(", ")
-                )))
-            }
+            _ => return Err(DTypeError::UnknownCasting(s.to_string())),
         })
     }
 }
@@ -311,7 +334,7 @@ impl DType {
     /// Returns the dtype and the byte order the string names (native when absent).
     /// `"V2"` is not accepted: two raw bytes could be anything.
     pub fn parse(s: &str) -> Result<(DType, ByteOrder)> {
-        let unknown = || Error::UnknownDType(s.to_string());
+        let unknown = || DTypeError::Unknown(s.to_string());
         let (order, rest) = match s.as_bytes().first() {
             Some(b'<') => (ByteOrder::Little, &s[1..]),
             Some(b'>') => (ByteOrder::Big, &s[1..]),
@@ -378,7 +401,7 @@ impl DType {
         if self.can_cast(to, casting) {
             Ok(())
         } else {
-            Err(Error::CastNotAllowed {
+            Err(DTypeError::CastNotAllowed {
                 from: self,
                 to,
                 casting,
@@ -394,12 +417,12 @@ impl fmt::Display for DType {
 }
 
 impl FromStr for DType {
-    type Err = Error;
+    type Err = DTypeError;
     /// Parses like [`DType::parse`] but only accepts native byte order.
     fn from_str(s: &str) -> Result<Self> {
         match DType::parse(s)? {
             (d, o) if !o.is_swapped() || d.size() == 1 => Ok(d),
-            _ => Err(Error::UnknownDType(format!("{s} (non-native byte order)"))),
+            _ => Err(DTypeError::Unknown(format!("{s} (non-native byte order)"))),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The one error type of the core crate.
 
-use crate::dtype::{Casting, DType};
+use crate::dtype::{Casting, DType, DTypeError};
 
 /// Everything that can go wrong in tensorbridge's core.
 ///
@@ -96,3 +96,16 @@ impl Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<DTypeError> for Error {
+    /// Each dtype error becomes the crate error variant with the same message.
+    fn from(e: DTypeError) -> Self {
+        match e {
+            DTypeError::Unknown(s) => Error::UnknownDType(s),
+            DTypeError::CastNotAllowed { from, to, casting } => {
+                Error::CastNotAllowed { from, to, casting }
+            }
+            e @ DTypeError::UnknownCasting(_) => Error::InvalidArgument(e.to_string()),
+        }
+    }
+}

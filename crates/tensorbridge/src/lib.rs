@@ -39,15 +39,15 @@ pub mod dlpack;
 pub mod dtype;
 pub mod error;
 pub mod format;
-pub mod shape;
 pub mod layout;
+pub mod shape;
 mod stack;
 pub mod storage;
 pub mod tensor;
 pub mod view;
 
 pub use cast::cast_into;
-pub use dtype::{Bool, ByteOrder, Casting, DType, Element, Kind};
+pub use dtype::{Bool, ByteOrder, Casting, DType, DTypeError, Element, Kind};
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub use stack::stack;

@@ -79,7 +79,7 @@ impl Storage {
             }
         };
         let ptr = NonNull::new(raw).ok_or(Error::Alloc(len))?;
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", not(miri)))] // advice only; Miri cannot call madvise
         if huge {
             // SAFETY: advisory only, over memory we own; failure is harmless.
             unsafe { libc::madvise(raw as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };

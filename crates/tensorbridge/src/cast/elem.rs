@@ -61,6 +61,7 @@ fn cvtt32(x: f64) -> i32 {
 }
 
 #[inline]
+#[allow(clippy::manual_range_contains)] // two plain compares: NaN fails both, and it vectorises
 fn cvtt64(x: f64) -> i64 {
     if x >= -9_223_372_036_854_775_808.0 && x < 9_223_372_036_854_775_808.0 {
         // SAFETY: x is finite and trunc(x) lies in i64's range (checked above).
@@ -119,6 +120,7 @@ impl IntTarget for i32 {
         cvtt32(x)
     }
     #[inline]
+    #[allow(clippy::manual_range_contains)] // two plain compares: NaN fails both, and it vectorises
     fn from_f32_x86(x: f32) -> Self {
         // Same result as via float64, written in float32 so it vectorises.
         if x >= -2_147_483_648.0 && x < 2_147_483_648.0 {

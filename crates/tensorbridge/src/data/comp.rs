@@ -82,9 +82,9 @@ impl Comp {
         match self {
             Comp::Ready(t) => Ok(t),
             Comp::Lazy { dtype, .. } => {
+                let shape = self.shape().to_vec();
                 // SAFETY: `write_into` writes all `len * size` bytes (every step
                 // covers every element) or fails, and the buffer is then dropped.
-                let shape = self.shape().to_vec();
                 unsafe { Tensor::build_overwrite(dtype, &shape, |dst| self.write_into(dst)) }
             }
         }

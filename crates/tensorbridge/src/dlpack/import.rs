@@ -41,11 +41,11 @@ impl ManagedTensor {
         if ndim > 0 && dl.shape.is_null() {
             return Err(bad(format!("{ndim} dimensions but shape is NULL")));
         }
-        // SAFETY: `shape` points to `ndim` readable `i64`s (constructor contract),
-        // checked non-NULL above; for ndim == 0 nothing is read.
         let raw_shape: &[i64] = if ndim == 0 {
             &[]
         } else {
+            // SAFETY: `shape` points to `ndim` readable `i64`s (constructor contract),
+            // checked non-NULL above.
             unsafe { std::slice::from_raw_parts(dl.shape, ndim) }
         };
         let shape = raw_shape

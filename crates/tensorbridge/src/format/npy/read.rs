@@ -6,12 +6,12 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::tensor::cast;
 use crate::dtype::{Casting, DType};
 use crate::error::{Error, Result};
 use crate::format::io::{read_err, read_exact_at, read_full, read_full_at};
 use crate::format::{format_err, io_err};
 use crate::storage::Storage;
+use crate::tensor::cast;
 use crate::tensor::Tensor;
 use crate::view::TensorView;
 

@@ -1,0 +1,215 @@
+"""File planning and block building for :mod:`tensorbridge.ray` (no Ray import here):
+headers read on the driver, row ranges of files turned into Arrow blocks in the workers."""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+import zipfile
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+
+#: Target bytes per block when ``rows_per_block`` is not given.
+DEFAULT_BLOCK_BYTES = 128 * 1024 * 1024
+
+_META_KEY = b"tensorbridge.dtype"
+_SUPPORTED = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+              "float16", "float32", "float64")
+
+
+def _is_url(p: str) -> bool:
+    return "://" in p
+
+
+def _expand(paths: Any, ext: str) -> List[str]:
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not items:
+        raise ValueError("no paths given")
+    out: List[str] = []
+    for item in items:
+        p = os.fspath(item)
+        if _is_url(p):
+            raise NotImplementedError(
+                f"{p!r}: URLs need tensorbridge's object-storage support, which has not landed yet; "
+                "tb.ray reads local paths (a path, a directory, a glob or a list)")
+        if os.path.isdir(p):
+            found = sorted(os.path.join(p, f) for f in os.listdir(p) if f.endswith(ext))
+            if not found:
+                raise FileNotFoundError(f"no {ext} files in directory {p!r}")
+            out.extend(found)
+        elif _glob.has_magic(p):
+            found = sorted(_glob.glob(p))
+            if not found:
+                raise FileNotFoundError(f"no files match {p!r}")
+            out.extend(found)
+        else:
+            if not os.path.exists(p):
+                raise FileNotFoundError(f"{p}: no such file")
+            out.append(p)
+    return [os.path.abspath(p) for p in out]
+
+
+# ----------------------------------------------------------------- headers
+
+def _header(f: Any, path: str, what: str) -> Tuple[Tuple[int, ...], bool, np.dtype]:
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dt = fmt.read_array_header_1_0(f)
+        else:
+            shape, fortran, dt = fmt.read_array_header_2_0(f) if version == (2, 0) else \
+                fmt._read_array_header(f, version)  # 3.0: utf-8 header
+    except Exception as e:  # noqa: BLE001 - re-raised naming the file
+        raise ValueError(f"{path}: {what} is not a valid .npy header: {e}") from e
+    return tuple(shape), bool(fortran), dt
+
+
+class _Column:
+    """One column's facts, from a header: row shape, dtype (as tensorbridge reads it)."""
+
+    __slots__ = ("name", "row_shape", "npd", "bf16", "tag", "stored")
+
+    def __init__(self, name: str, shape: Tuple[int, ...], dt: np.dtype, path: str, stored: bool):
+        if len(shape) == 0:
+            raise ValueError(f"{path}: {name!r} is a 0-d array; rows need at least one dimension")
+        self.name, self.row_shape, self.stored = name, tuple(shape[1:]), stored
+        self.bf16 = dt.kind == "V" and dt.itemsize == 2 and dt.fields is None
+        if dt.kind == "c":
+            raise TypeError(f"{path}: {name!r} is {dt.name}, which has no Arrow type "
+                            "(complex columns are not supported by tb.ray)")
+        if not self.bf16 and (dt.kind not in "biuf" or dt.newbyteorder("=").name not in _SUPPORTED):
+            raise TypeError(f"{path}: {name!r} has dtype {dt.str!r}, which tensorbridge cannot read")
+        self.npd = np.dtype(np.uint16) if self.bf16 else dt.newbyteorder("=")
+        if dt.kind == "b":
+            self.npd = np.dtype(np.uint8)  # NumPy bools are bytes 0/1: zero-copy as uint8
+        self.tag = "bfloat16" if self.bf16 else ("bool" if dt.kind == "b" else None)
+
+    @property
+    def row_bytes(self) -> int:
+        return int(np.prod(self.row_shape, dtype=np.int64)) * self.npd.itemsize
+
+    def same(self, other: "_Column") -> bool:
+        return (self.row_shape, self.npd, self.tag) == (other.row_shape, other.npd, other.tag)
+
+    def describe(self) -> str:
+        return f"row shape {self.row_shape}, dtype {self.tag or self.npd.name}"
+
+    def field(self) -> Any:
+        import pyarrow as pa
+
+        value = pa.from_numpy_dtype(self.npd)
+        typ = value if not self.row_shape else pa.fixed_shape_tensor(value, list(self.row_shape))
+        meta = {_META_KEY: self.tag.encode()} if self.tag else None
+        return pa.field(self.name, typ, nullable=False, metadata=meta)
+
+
+def _npy_columns(path: str) -> Tuple[int, List[_Column]]:
+    try:
+        with open(path, "rb") as f:
+            shape, _fortran, dt = _header(f, path, "the file")
+    except OSError as e:
+        raise OSError(f"{path}: cannot read the header: {e}") from e
+    col = _Column("data", shape, dt, path, True)
+    return shape[0], [col]
+
+
+def _npz_columns(path: str, keys: Optional[List[str]]) -> Tuple[int, List[_Column]]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a readable .npz archive: {e}") from e
+    with zf:
+        members = {i.filename[:-4] if i.filename.endswith(".npy") else i.filename: i
+                   for i in zf.infolist()}
+        names = list(members) if keys is None else keys
+        if not names:
+            raise ValueError(f"{path}: the archive has no members")
+        cols, n_rows = [], None
+        for name in names:
+            info = members.get(name)
+            if info is None:
+                raise KeyError(f"{path}: no member {name!r} (members: {sorted(members)})")
+            with zf.open(info) as f:
+                shape, _fortran, dt = _header(f, path, f"member {name!r}")
+            col = _Column(name, shape, dt, path, info.compress_type == zipfile.ZIP_STORED)
+            if n_rows is None:
+                n_rows = shape[0]
+            elif shape[0] != n_rows:
+                raise ValueError(f"{path}: member {name!r} has {shape[0]} rows but "
+                                 f"{names[0]!r} has {n_rows}; every column needs the same rows")
+            cols.append(col)
+    return int(n_rows), cols
+
+
+# ----------------------------------------------------------------- reading
+
+def _block(path: str, kind: str, cols: List[_Column], start: int, stop: int) -> Any:
+    """Runs in a Ray worker: rows ``start:stop`` of ``path`` as a ``pyarrow.Table``."""
+    import pyarrow as pa
+
+    import tensorbridge as tb
+    from .arrow import ndarray_to_arrow
+
+    try:
+        arrays, fields = [], []
+        if kind == "npy":
+            sources = [(cols[0], _load_npy(tb, path, cols[0]))]
+        else:
+            sources = [(c, _npz_member(tb, path, c)) for c in cols]
+        for col, t in sources:
+            if t.ndim == 0 or tuple(t.shape[1:]) != col.row_shape or t.shape[0] < stop:
+                raise ValueError(f"changed since its header was read: now shape {tuple(t.shape)}, "
+                                 f"expected rows ≥ {stop} of {col.describe()}")
+            arr = t[start:stop].numpy()
+            if col.tag:
+                arr = arr.view(col.npd)  # bfloat16 → uint16 bits, bool → uint8 bytes
+            arrays.append(ndarray_to_arrow(arr))
+            fields.append(col.field())
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    except Exception as e:  # noqa: BLE001 - every error names the file and rows
+        raise type(e)(f"{path} (rows {start}:{stop}): {e}") if _simple_ctor(e) else \
+            RuntimeError(f"{path} (rows {start}:{stop}): {type(e).__name__}: {e}") from e
+
+
+def _simple_ctor(e: BaseException) -> bool:
+    return type(e) in (ValueError, TypeError, OSError, KeyError, RuntimeError, FileNotFoundError)
+
+
+def _load_npy(tb: Any, path: str, col: _Column) -> Any:
+    dtype = tb.bfloat16 if col.bf16 else None
+    try:
+        return tb.load(path, mmap=True, dtype=dtype)
+    except ValueError:
+        # Not mappable as it lies (big-endian, Fortran order, unaligned): read with a copy.
+        return tb.load(path, mmap=False, dtype=dtype)
+
+
+def _npz_member(tb: Any, path: str, col: _Column) -> Any:
+    dtype = tb.bfloat16 if col.bf16 else None
+    with tb.load(path, mmap=True, dtype=dtype) as z:
+        try:
+            return z[col.name]
+        except ValueError:
+            pass  # stored unaligned (np.savez does not align members) or deflated
+    with tb.load(path, mmap=False, dtype=dtype) as z:
+        return z[col.name]  # read with one copy
+
+
+# ----------------------------------------------------------------- datasource
+
+def _tag(field: Any) -> Optional[str]:
+    md = field.metadata or {}
+    tag = md.get(_META_KEY)
+    return None if tag is None else tag.decode()
+
+
+def require_ray() -> Any:
+    """Import Ray (with Ray Data), or an ImportError saying what to install."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as e:
+        raise ImportError(f'tensorbridge.ray needs Ray Data: pip install "ray[data]" ({e})') from e
+    return ray
