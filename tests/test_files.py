@@ -398,6 +398,10 @@ def test_convert_file_errors_name_the_file_and_leave_nothing(tmp_path):
         tb.convert_file(tmp_path / "a.npy", out, dtype="int8", casting="yolo")
     with pytest.raises(TypeError):
         tb.convert_file(tmp_path / "a.npy", out, dtype="float128")
+    with pytest.raises(TypeError):
+        tb.convert_file(tmp_path / "a.npy", out, casting=1)
+    with pytest.raises(TypeError):
+        tb.convert_file(tmp_path / "ab.npz", out, member=0)
     z = tmp_path / "z.npy"
     np.save(z, np.zeros(2, np.complex128))
     with pytest.raises(ValueError, match="z.safetensors.*complex128"):

@@ -93,10 +93,7 @@ def convert_file(
     array), ``TypeError`` for a cast the casting mode refuses, ``OSError`` for I/O.
     """
     target = None if dtype is None else _dtype(dtype)
-    if not isinstance(casting, str):
-        raise TypeError(f"casting must be a str, not {type(casting).__name__}")
-    if member is not None and not isinstance(member, str):
-        raise TypeError(f"member must be a str, not {type(member).__name__}")
+    # Argument types and values are checked once, by the binding and the core.
     _core.convert_file(os.fspath(src), os.fspath(dst), target, casting, member, bool(compress))
 
 

@@ -199,16 +199,7 @@ fn run_inspect(files: &[PathBuf], json: bool) -> Result<(), Vec<CliError>> {
 }
 
 fn shape_text(shape: &[usize]) -> String {
-    match shape {
-        [n] => format!("({n},)"),
-        s => format!(
-            "({})",
-            s.iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
+    tensorbridge::shape::ShapeDisplay(shape).to_string()
 }
 
 fn table(reports: &[FileReport]) -> String {

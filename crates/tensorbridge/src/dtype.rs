@@ -3,7 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-
 mod element;
 pub use element::{Bool, Element};
 

@@ -255,7 +255,10 @@ impl fmt::Display for ViewObstacle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ViewObstacle::DTypeChanges { from, to } => {
-                write!(f, "the dtype changes from {from} to {to}")
+                write!(
+                    f,
+                    "the dtype changes from {from} to {to} (a cast needs a copy)"
+                )
             }
             ViewObstacle::ByteSwapped => {
                 write!(f, "the data is byte-swapped (non-native byte order)")

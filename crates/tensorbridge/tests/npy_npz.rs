@@ -405,6 +405,57 @@ fn npz_members_of_every_kind() {
     }
 }
 
+/// `mmap: Some(true)` refusals give the core's one copy=False reason (`ViewObstacle`)
+/// in the `.npy` file's or `.npz` member's words, and the same zero-copy decision.
+#[test]
+fn map_refusals_name_the_obstacle() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = sample(DType::Float32, &[3, 4]);
+    let path = dir.path().join("o.npy");
+    let cases = [
+        (
+            ByteOrder::Big,
+            Some(DType::Float64),
+            "dtype changes from float32 to float64",
+        ),
+        (ByteOrder::Big, None, "byte-swapped"),
+    ];
+    for (order, dtype, why) in cases {
+        std::fs::write(&path, npy_bytes(&t, order, false)).unwrap();
+        let o = LoadOptions {
+            mmap: Some(true),
+            dtype,
+            ..Default::default()
+        };
+        let e = err_of(npy::load(&path, &o));
+        assert!(
+            e.contains("cannot memory-map: ") && e.contains(why) && e.contains("mmap disabled"),
+            "{e}"
+        );
+    }
+    // `np.savez` leaves member data at odd offsets: stored members are misaligned.
+    let bytes = numpy_like_npz(&[("a", npy_bytes(&t, ByteOrder::NATIVE, false))], false);
+    let path = dir.path().join("o.npz");
+    std::fs::write(&path, &bytes).unwrap();
+    let z = NpzArchive::open(&path).unwrap();
+    let e = err_of(z.load("a", &opts(Some(true))));
+    assert!(
+        e.contains("cannot memory-map: ") && e.contains("not aligned for float32"),
+        "{e}"
+    );
+    let copy = z.load("a", &opts(None)).unwrap();
+    assert!(!copy.is_view());
+    same(&copy, &t);
+    // A one-byte type has no alignment to miss: mapped.
+    let u = sample(DType::UInt8, &[3, 4]);
+    let bytes = numpy_like_npz(&[("u", npy_bytes(&u, ByteOrder::Big, true))], false);
+    std::fs::write(&path, &bytes).unwrap();
+    let z = NpzArchive::open(&path).unwrap();
+    let m = z.load("u", &opts(Some(true))).unwrap();
+    assert!(m.is_view());
+    same(&m, &u);
+}
+
 #[test]
 fn npz_written_by_tensorbridge_maps_zero_copy() {
     let dir = tempfile::tempdir().unwrap();

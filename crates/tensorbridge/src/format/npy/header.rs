@@ -4,6 +4,7 @@
 use crate::dtype::{ByteOrder, DType};
 use crate::error::{Error, Result};
 use crate::format::format_err;
+use crate::shape::ShapeDisplay;
 use crate::view::{contiguous_strides, MAX_NDIM};
 
 use super::{MAGIC, MAX_HEADER_CHARS};
@@ -97,7 +98,7 @@ impl NpyHeader {
 
     /// The dtype to load the elements as: the header's, or for a `'V2'` descr the
     /// requested dtype, which must then be bfloat16. (A requested dtype other than
-    /// the header's is otherwise a cast target; see [`LoadOptions::dtype`].)
+    /// the header's is otherwise a cast target; see [`LoadOptions::dtype`](super::LoadOptions::dtype).)
     pub fn resolve_dtype(&self, requested: Option<DType>, path: &str) -> Result<DType> {
         match (self.dtype, requested) {
             (Some(d), _) => Ok(d),
@@ -168,17 +169,8 @@ impl NpyHeader {
 
     /// The dict text before padding, as NumPy formats it (growth-axis spaces included).
     fn dict_text(&self) -> String {
-        let shape = match self.shape.as_slice() {
-            [] => "()".to_string(),
-            [n] => format!("({n},)"),
-            s => format!(
-                "({})",
-                s.iter()
-                    .map(|n| n.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
+        // NumPy writes `repr(shape)`: the Python tuple `ShapeDisplay` renders.
+        let shape = ShapeDisplay(&self.shape);
         let order = if self.fortran_order { "True" } else { "False" };
         let mut text = format!(
             "{{'descr': '{}', 'fortran_order': {order}, 'shape': {shape}, }}",
@@ -676,6 +668,33 @@ mod tests {
         assert_eq!(h.data_offset, 128);
         let back = NpyHeader::parse(&b, "x").unwrap();
         assert_eq!(back, h);
+        // np.save headers of shapes (7,), () and Fortran-ordered (2, 3, 4), verbatim.
+        for (shape, fortran, dict) in [
+            (
+                &[7][..],
+                false,
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (7,), }",
+            ),
+            (
+                &[][..],
+                false,
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (), }",
+            ),
+            (
+                &[2, 3, 4][..],
+                true,
+                "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3, 4), }",
+            ),
+        ] {
+            let mut want = b"\x93NUMPY\x01\x00v\x00".to_vec();
+            want.extend_from_slice(dict.as_bytes());
+            want.resize(127, b' ');
+            want.push(b'\n');
+            let got = NpyHeader::new(DType::Float32, shape, fortran)
+                .unwrap()
+                .to_bytes();
+            assert_eq!(got, want, "{shape:?}");
+        }
         // 0-d and bfloat16.
         let h = NpyHeader::new(DType::BFloat16, &[], false).unwrap();
         assert!(String::from_utf8_lossy(&h.to_bytes()).contains("'descr': '<V2'"));

@@ -7,15 +7,16 @@
 //! starts on a 64-byte boundary — and then the raw elements in C or Fortran order.
 //!
 //! # Reading
-//! [`load`] reads a file into a [`Tensor`]; [`LoadOptions::mmap`] chooses between a
+//! [`load`] reads a file into a [`Tensor`](crate::Tensor); [`LoadOptions::mmap`] chooses between a
 //! zero-copy memory mapping and an owned copy:
 //!
 //! - `Some(true)`: map the file. The tensor is a read-only view of the mapping
-//!   ([`Tensor::is_view`] is true), opening costs the same for any size, and the
+//!   ([`Tensor::is_view`](crate::Tensor::is_view) is true), opening costs the same for any size, and the
 //!   mapping lives as long as the last tensor using it (the file may be closed or
 //!   deleted meanwhile). A Fortran-order file maps as a Fortran-strided view (no
-//!   copy). Refused when the bytes cannot be used as they lie: non-native byte
-//!   order, a cast to another dtype, or data misaligned for its dtype.
+//!   copy). Refused when the bytes cannot be used as they lie — a cast to another
+//!   dtype, non-native byte order, or data misaligned for its dtype — with the reason
+//!   [`ViewObstacle`](crate::ViewObstacle) gives: the same rule as `copy=False`.
 //! - `Some(false)`: read into an owned, 64-byte-aligned, C-contiguous tensor; big-endian
 //!   data is converted and Fortran order transposed in the same single pass.
 //! - `None` (default): map when the bytes can be used as they lie *and* the data is at
@@ -33,7 +34,7 @@
 //! `np.load(path).view(ml_dtypes.bfloat16)` reads a tensorbridge file back exactly.
 //!
 //! # Refusals
-//! Hostile or unsupported files are refused with [`Error::Format`] naming the file and
+//! Hostile or unsupported files are refused with [`Error::Format`](crate::Error::Format) naming the file and
 //! the reason — never a panic, never an out-of-bounds read, and never an allocation
 //! larger than the file justifies (the data size the header claims is checked against
 //! the file size, with overflow-checked arithmetic, before anything is allocated):
@@ -52,7 +53,7 @@
 //! # Where things are
 //!
 //! [`header`] parses and writes the header, [`read`] loads and streams arrays,
-//! [`write`] saves and streams them; everything is re-exported here.
+//! [`write`](mod@write) saves and streams them; everything is re-exported here.
 
 pub mod header;
 pub mod read;
@@ -63,8 +64,8 @@ pub use read::{from_bytes, load, open, read_header, LoadOptions, NpyReader};
 pub use write::{save, write, NpyWriter};
 
 pub(crate) use read::{
-    build_filled, check_data_fits, convert_from, copy_as, load_opened, no_map_reason, read_head,
-    usable_as_is,
+    build_filled, check_data_fits, convert_from, copy_as, load_opened, no_map_error, obstacle,
+    read_head,
 };
 pub(crate) use write::{in_file_order, ElementSink};
 

@@ -10,10 +10,11 @@ use crate::dtype::{Casting, DType};
 use crate::error::{Error, Result};
 use crate::format::io::{read_err, read_exact_at, read_full, read_full_at};
 use crate::format::{format_err, io_err};
+use crate::layout::Layout;
 use crate::storage::Storage;
 use crate::tensor::cast;
 use crate::tensor::Tensor;
-use crate::view::TensorView;
+use crate::view::{TensorView, ViewObstacle};
 
 use super::header::{preamble, NpyHeader};
 use super::MMAP_THRESHOLD;
@@ -107,34 +108,37 @@ pub(crate) fn check_data_fits(header: &NpyHeader, total: u64, path: &str) -> Res
     Ok(())
 }
 
-/// Whether elements stored per `header` as `stored` can be used as they lie, to give
-/// `target` (the alignment of the address is checked separately).
-pub(crate) fn usable_as_is(header: &NpyHeader, stored: DType, target: DType) -> bool {
-    stored == target && (stored.size() == 1 || !header.byte_order.is_swapped())
-}
-
-/// The refusal for `mmap: Some(true)` when the bytes cannot be used as they lie.
-pub(crate) fn no_map_reason(
+/// What stops the elements `header` describes, stored as `stored` at byte `offset`
+/// of a buffer that starts at address `base`, from being used as they lie as a
+/// `target` tensor — the core's one copy=False rule, [`ViewObstacle::find`] (any
+/// order of strides may be mapped: a Fortran-order file maps as a strided view).
+/// `None`: they can be mapped. For a whole mapped file `base` is 0, a mapping
+/// starting on a page boundary.
+pub(crate) fn obstacle(
     header: &NpyHeader,
     stored: DType,
     target: DType,
-    aligned: bool,
-) -> String {
-    let why = if stored != target {
-        format!("the data is {stored} and {target} was asked for (a cast needs a copy)")
-    } else if !aligned {
-        format!(
-            "the data is not aligned for {stored} ({} bytes)",
-            stored.alignment()
-        )
-    } else {
-        format!(
-            "the data is {:?}-endian and must be converted",
-            header.byte_order
-        )
-        .to_lowercase()
-    };
-    format!("cannot memory-map: {why}; load with mmap disabled to get a converted copy")
+    base: usize,
+    offset: usize,
+) -> Result<Option<ViewObstacle>> {
+    let layout = Layout::new(header.shape.clone(), header.strides(), offset)?;
+    Ok(ViewObstacle::find(
+        stored,
+        header.byte_order,
+        &layout,
+        base,
+        target,
+        false,
+    ))
+}
+
+/// The refusal of `mmap: Some(true)` in the file `name` when `obstacle` stops the
+/// bytes from being used as they lie.
+pub(crate) fn no_map_error(name: &str, obstacle: &ViewObstacle) -> Error {
+    format_err(
+        name,
+        format!("cannot memory-map: {obstacle}; load with mmap disabled to get a converted copy"),
+    )
 }
 
 /// Load the `.npy` file at `path` into a tensor (see the [module documentation](self)
@@ -164,18 +168,13 @@ pub(crate) fn load_opened(
     stored.check_cast(target, opts.casting)?;
     check_data_fits(&header, file_len, name)?;
 
-    // A mapping starts on a page boundary, so alignment is the offset's.
-    let aligned = header.data_offset % stored.alignment() == 0;
-    let as_is = usable_as_is(&header, stored, target) && aligned;
-    let map = match opts.mmap {
-        Some(true) if !as_is => {
-            return Err(format_err(
-                name,
-                no_map_reason(&header, stored, target, aligned),
-            ))
-        }
-        Some(m) => m,
-        None => as_is && header.data_len() >= MMAP_THRESHOLD,
+    // A mapping starts on a page boundary: its base address counts as 0.
+    let obstacle = obstacle(&header, stored, target, 0, header.data_offset)?;
+    let as_is = obstacle.is_none();
+    let map = match (opts.mmap, obstacle) {
+        (Some(true), Some(obstacle)) => return Err(no_map_error(name, &obstacle)),
+        (Some(m), _) => m,
+        (None, _) => as_is && header.data_len() >= MMAP_THRESHOLD,
     };
     if map {
         let storage = Arc::new(Storage::map_file(file).map_err(io_err(name))?);

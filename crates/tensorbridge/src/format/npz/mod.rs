@@ -498,18 +498,14 @@ impl NpzArchive {
         npy::check_data_fits(&header, raw.len() as u64, label)?;
         // In bounds: `raw` lies inside the storage and the data inside `raw`.
         let offset = m.data_start as usize + header.data_offset;
-        #[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the MSRV
-        let aligned = (self.storage.as_ptr() as usize + offset) % stored.alignment() == 0;
-        let as_is = npy::usable_as_is(&header, stored, target) && aligned;
-        let map = match opts.mmap {
-            Some(true) if !as_is => {
-                return Err(format_err(
-                    label,
-                    npy::no_map_reason(&header, stored, target, aligned),
-                ))
-            }
-            Some(map) => map,
-            None => as_is,
+        let base = self.storage.as_ptr() as usize;
+        let map = match (
+            opts.mmap,
+            npy::obstacle(&header, stored, target, base, offset)?,
+        ) {
+            (Some(true), Some(obstacle)) => return Err(npy::no_map_error(label, &obstacle)),
+            (Some(map), _) => map,
+            (None, obstacle) => obstacle.is_none(),
         };
         if map {
             return Tensor::from_storage(
@@ -546,7 +542,9 @@ impl NpzArchive {
         stored.check_cast(target, opts.casting)?;
         // The declared size is bounded by the compressed size, so this bounds memory.
         npy::check_data_fits(&header, m.size, label)?;
-        if npy::usable_as_is(&header, stored, target) && !header.fortran_order {
+        // Read into a fresh (aligned) buffer: its address and offset count as 0.
+        let as_is = npy::obstacle(&header, stored, target, 0, 0)?.is_none();
+        if as_is && !header.fortran_order {
             return npy::build_filled(stored, &header.shape, |buf| {
                 reader.read_chunk(buf).map(|_| ())
             });

@@ -59,7 +59,7 @@
 //! - [`example`]: `tf.train.Example` parsing ([`parse_example`], [`Feature`]);
 //! - [`record`]: record framing and CRCs, [`RecordReader`], [`ExampleReader`],
 //!   [`read_tfrecord`], [`read_tfrecord_stacked`];
-//! - [`write`]: [`write_tfrecord`] and [`shard_paths`] (GZIP through
+//! - [`write`](mod@write): [`write_tfrecord`] and [`shard_paths`] (GZIP through
 //!   `format::gzip`).
 
 use crate::error::{Error, Result};
