@@ -5,6 +5,7 @@
 //! (dtype objects, `convert_to_tensor`, ...) is the thin Python package above it.
 
 mod array;
+mod cli;
 mod data;
 mod dlpack;
 mod dtypes;
@@ -143,5 +144,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     formats::register(m)?;
     dlpack::register(m)?;
     tfio::register(m)?;
+    cli::register(m)?;
     Ok(())
 }
