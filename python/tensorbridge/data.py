@@ -395,7 +395,10 @@ class Dataset:
         ``jax.device_put`` per batch (axis 0 split for data parallelism with
         ``PartitionSpec("data")``). A component whose shape the sharding cannot
         divide (a short last batch: use ``batch(..., drop_remainder=True)``) raises
-        ``ValueError``. ``None``: JAX's default device. The next ``prefetch`` batches
+        ``ValueError`` once the batches before it have been yielded. ``None``: JAX's
+        default device (on the CPU each tensor is imported through DLPack, sharing the
+        batch buffer as ``Tensor.to_jax``, and nothing needs placing ahead). The next
+        ``prefetch`` batches
         are already placed while the loop works on the current one (``0``: none).
         JAX turns 64-bit dtypes into 32-bit ones unless ``jax_enable_x64`` is on.
         """
@@ -465,9 +468,18 @@ class _TFBatches:
         self._ds = ds
 
     def __iter__(self) -> Iterator[Any]:
-        from ._interop import to_tensorflow
+        import importlib
 
-        return self._ds._flat_epoch(to_tensorflow)
+        from ._interop import TF_ALIGNMENT
+
+        from_dlpack = importlib.import_module("tensorflow.experimental.dlpack").from_dlpack
+
+        def convert(t: Tensor) -> Any:
+            # As Tensor.to_tensorflow, resolved once per epoch: batch buffers are
+            # aligned and contiguous, so _aligned_contiguous returns them as they are.
+            return from_dlpack(t._aligned_contiguous(TF_ALIGNMENT).__dlpack__())
+
+        return self._ds._flat_epoch(convert)
 
     def __len__(self) -> int:
         return len(self._ds)
@@ -493,8 +505,17 @@ def _jax_batches(ds: "Dataset", jax: Any, sharding: Any, prefetch: int) -> Itera
                         f"{e}") from None
         return _unflatten(struct, iter(jax.device_put(arrays, sharding)))
 
+    if sharding is None and jax.default_backend() == "cpu":
+        # Already where it goes: import each tensor through DLPack, sharing the
+        # aligned batch buffer (as Tensor.to_jax). Holding batches back would only
+        # keep more buffers alive (the pipeline re-uses the ones the loop let go).
+        from ._interop import to_jax
+
+        yield from ds._flat_epoch(to_jax)
+        return
+    convert = _np_view
     window: collections.deque = collections.deque()
-    for elem in ds._flat_epoch(_np_view):
+    for elem in ds._flat_epoch(convert):
         try:
             placed = place(elem)
         except ValueError:
