@@ -368,8 +368,9 @@ class Dataset:
         element (a whole batch after ``batch``) crosses as NumPy views of the
         tensors, which TensorFlow takes without a copy when they are 64-byte aligned
         (batch buffers are); the GIL is released while the pipeline is waited for.
-        tf.data's own per-element machinery (a ``py_func`` call and its eager
-        iterator) still costs a few hundred µs per element.
+        tf.data's own per-element machinery (a ``py_func`` call and its iterator)
+        still costs about a millisecond per element on a small machine (see
+        BENCHMARKS.md).
 
         ``as_dataset=False``: a re-iterable object (each ``iter()`` is one epoch)
         yielding ``tf.Tensor``s that share the batch buffers through DLPack: the
@@ -398,8 +399,8 @@ class Dataset:
         ``ValueError`` once the batches before it have been yielded. ``None``: JAX's
         default device (on the CPU each tensor is imported through DLPack, sharing the
         batch buffer as ``Tensor.to_jax``, and nothing needs placing ahead). The next
-        ``prefetch`` batches
-        are already placed while the loop works on the current one (``0``: none).
+        ``prefetch`` batches are already placed while the loop works on the current
+        one (``0``: none).
         JAX turns 64-bit dtypes into 32-bit ones unless ``jax_enable_x64`` is on.
         """
         jax = _require("jax", "Dataset.to_jax")
