@@ -52,8 +52,9 @@ def _require(module: str, method: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as e:
+        where = method if "." in method else f"Tensor.{method}"
         raise ImportError(
-            f"Tensor.{method}() needs {module}, which is not installed "
+            f"{where}() needs {module}, which is not installed "
             f"(pip install {_PIP_NAMES.get(module, module)}): {e}"
         ) from e
 

@@ -348,19 +348,65 @@ class Dataset:
             s, leaves = _flatten(elem)
             yield _unflatten(s, iter([t.numpy() for _, t in leaves]))
 
-    def to_tensorflow(self) -> Any:
-        """A ``tf.data.Dataset`` (``from_generator`` with the right ``output_signature``)
-        that yields this dataset's elements; feeds ``model.fit``."""
-        import tensorflow as tf
+    def _flat_epoch(self, convert: Any) -> Iterator[Any]:
+        """One epoch, each element rebuilt in its structure from ``convert(tensor)``
+        per component: no per-element Python beyond that (a batch is one element)."""
+        it = self._ds.iterate()
+        struct = self._struct
+        try:
+            for flat in it:
+                yield _unflatten(struct.value, iter([convert(t) for t in flat]))
+        finally:
+            it.close()
 
+    def to_tensorflow(self, as_dataset: bool = True) -> Any:
+        """This dataset's elements as TensorFlow tensors.
+
+        ``as_dataset=True`` (default): a ``tf.data.Dataset`` (``from_generator`` with
+        the right ``output_signature`` and cardinality) for ``model.fit``,
+        ``tf.distribute`` strategies and ``tf.function`` loops over a dataset. Each
+        element (a whole batch after ``batch``) crosses as NumPy views of the
+        tensors, which TensorFlow takes without a copy when they are 64-byte aligned
+        (batch buffers are); the GIL is released while the pipeline is waited for.
+        tf.data's own per-element machinery (a ``py_func`` call and its iterator)
+        still costs about a millisecond per element on a small machine (see
+        BENCHMARKS.md).
+
+        ``as_dataset=False``: a re-iterable object (each ``iter()`` is one epoch)
+        yielding ``tf.Tensor``s that share the batch buffers through DLPack: the
+        fastest hand-off, for Python / custom ``tf.function`` training loops.
+        """
+        tf = _require("tensorflow", "Dataset.to_tensorflow")
+        if not as_dataset:
+            return _TFBatches(self)
         flat = self._flat_spec()
         sig = _unflatten(self._struct.value,
                          iter([tf.TensorSpec(shape=s, dtype=tf.as_dtype(d.name)) for s, d in flat]))
-        out = tf.data.Dataset.from_generator(self.as_numpy_iterator, output_signature=sig)
+        out = tf.data.Dataset.from_generator(lambda: self._flat_epoch(_np_view), output_signature=sig)
         n = self.cardinality()
         if n >= 0:
             out = out.apply(tf.data.experimental.assert_cardinality(n))
         return out
+
+    def to_jax(self, sharding: Any = None, prefetch: int = 2) -> Iterator[Any]:
+        """One epoch of this dataset as ``jax.Array``s (structure kept).
+
+        ``sharding`` (e.g. a ``jax.sharding.NamedSharding`` over a mesh): each
+        component of each batch is laid out across its devices with one
+        ``jax.device_put`` per batch (axis 0 split for data parallelism with
+        ``PartitionSpec("data")``). A component whose shape the sharding cannot
+        divide (a short last batch: use ``batch(..., drop_remainder=True)``) raises
+        ``ValueError`` once the batches before it have been yielded. ``None``: JAX's
+        default device (on the CPU each tensor is imported through DLPack, sharing the
+        batch buffer as ``Tensor.to_jax``, and nothing needs placing ahead). The next
+        ``prefetch`` batches are already placed while the loop works on the current
+        one (``0``: none).
+        JAX turns 64-bit dtypes into 32-bit ones unless ``jax_enable_x64`` is on.
+        """
+        jax = _require("jax", "Dataset.to_jax")
+        if prefetch < 0:
+            raise ValueError(f"to_jax: prefetch must be >= 0, got {prefetch}")
+        return _jax_batches(self, jax, sharding, int(prefetch))
 
     @staticmethod
     def from_ray(dataset_or_iterator: Any, columns: Any = None) -> "Dataset":
@@ -398,6 +444,90 @@ class _Progress:
         self._print(time.perf_counter())
         sys.stderr.write("\n")
         sys.stderr.flush()
+
+
+def _require(module: str, method: str) -> Any:
+    """Import ``module`` (only now: ``import tensorbridge`` never imports frameworks),
+    or raise ``ImportError`` saying what to install."""
+    from ._interop import _require as require
+
+    return require(module, method)
+
+
+def _np_view(t: Tensor) -> Any:
+    return t.numpy()
+
+
+class _TFBatches:
+    """``Dataset.to_tensorflow(as_dataset=False)``: each ``iter()`` is one epoch of
+    ``tf.Tensor``s sharing the tensors' memory (DLPack; copied only when not
+    C-contiguous and 64-byte aligned, see ``Tensor.to_tensorflow``)."""
+
+    __slots__ = ("_ds",)
+
+    def __init__(self, ds: "Dataset"):
+        self._ds = ds
+
+    def __iter__(self) -> Iterator[Any]:
+        import importlib
+
+        from ._interop import TF_ALIGNMENT
+
+        from_dlpack = importlib.import_module("tensorflow.experimental.dlpack").from_dlpack
+
+        def convert(t: Tensor) -> Any:
+            # As Tensor.to_tensorflow, resolved once per epoch: batch buffers are
+            # aligned and contiguous, so _aligned_contiguous returns them as they are.
+            return from_dlpack(t._aligned_contiguous(TF_ALIGNMENT).__dlpack__())
+
+        return self._ds._flat_epoch(convert)
+
+    def __len__(self) -> int:
+        return len(self._ds)
+
+    def __repr__(self) -> str:
+        return f"<tf.Tensor batches of {self._ds!r}>"
+
+
+def _jax_batches(ds: "Dataset", jax: Any, sharding: Any, prefetch: int) -> Iterator[Any]:
+    import collections
+
+    def place(elem: Any) -> Any:
+        struct, leaves = _flatten(elem)
+        arrays = [a for _, a in leaves]
+        if sharding is not None:
+            for (path, a) in leaves:
+                try:
+                    sharding.shard_shape(a.shape)
+                except ValueError as e:  # jax's IndivisibleError is one
+                    raise ValueError(
+                        f"to_jax: component {path} of shape {a.shape} cannot be split evenly by "
+                        f"the sharding (a short last batch? use batch(..., drop_remainder=True)): "
+                        f"{e}") from None
+        return _unflatten(struct, iter(jax.device_put(arrays, sharding)))
+
+    if sharding is None and jax.default_backend() == "cpu":
+        # Already where it goes: import each tensor through DLPack, sharing the
+        # aligned batch buffer (as Tensor.to_jax). Holding batches back would only
+        # keep more buffers alive (the pipeline re-uses the ones the loop let go).
+        from ._interop import to_jax
+
+        yield from ds._flat_epoch(to_jax)
+        return
+    convert = _np_view
+    window: collections.deque = collections.deque()
+    for elem in ds._flat_epoch(convert):
+        try:
+            placed = place(elem)
+        except ValueError:
+            while window:  # the batches before the bad one still reach the loop
+                yield window.popleft()
+            raise
+        window.append(placed)
+        if len(window) > prefetch:
+            yield window.popleft()
+    while window:
+        yield window.popleft()
 
 
 def _from_ray(source: Any, columns: Any = None) -> "Dataset":

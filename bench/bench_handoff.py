@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""Hand-off throughput: a tb.data pipeline consumed by TensorFlow and JAX (issue 12).
+A benchmark, not a test.
+
+Data: ``--n`` uint8 images 64×64×3 + int64 labels (fixed seed). Pipeline:
+``shuffle(1024) → cast float32 → scale 1/255 → batch(128) → prefetch(4)``, consumed as
+
+* ``tb``: tensorbridge natively (``for x, y in ds``: ``tb.Tensor`` batches);
+* ``tf_ds``: ``ds.to_tensorflow()`` (a ``tf.data.Dataset``) iterated eagerly;
+* ``tf_iter``: ``ds.to_tensorflow(as_dataset=False)`` (``tf.Tensor`` batches over DLPack);
+* ``tf``: tf.data natively (``from_tensor_slices → shuffle(1024) → map(cast, /255,
+  AUTOTUNE) → batch(128) → prefetch(4)``);
+* ``jax``: ``ds.to_jax()`` (single default CPU device, ``prefetch=2``), each batch's
+  arrays waited for (``block_until_ready``) before the next.
+
+The loop only receives batches (images/s = n / epoch time). Each variant runs in its
+own child process; the children alternate ``--rounds`` times, each timing ``--epochs``
+epochs after one warm-up epoch. Reported: median / min / max images/s and ratios of
+medians against the targets (tf_ds ≥ 0.8× tb and ≥ 5× tf; jax ≥ 0.8× tb).
+
+    python bench/bench_handoff.py [--n 20000] [--rounds 3] [--epochs 3] [--only tb,tf_ds] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+VARIANTS = ("tb", "tf_ds", "tf_iter", "tf", "jax")
+
+
+def child(kind: str, n: int, epochs: int) -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, 64, 64, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=(n,), dtype=np.int64)
+    wait = None
+    if kind == "tf":
+        import tensorflow as tf
+
+        ds = (tf.data.Dataset.from_tensor_slices((images, labels))
+              .shuffle(1024)
+              .map(lambda x, y: (tf.cast(x, tf.float32) / 255, y), num_parallel_calls=tf.data.AUTOTUNE)
+              .batch(128)
+              .prefetch(4))
+        epoch = lambda: ds  # noqa: E731
+    else:
+        import tensorbridge as tb
+
+        ds = (tb.data.Dataset.from_tensor_slices((images, labels))
+              .shuffle(1024)
+              .map((tb.ops.cast(tb.float32), None))
+              .map((tb.ops.scale(1 / 255, 0), None))
+              .batch(128)
+              .prefetch(4))
+        if kind == "tb":
+            epoch = lambda: ds  # noqa: E731
+        elif kind == "tf_ds":
+            tfds = ds.to_tensorflow()
+            epoch = lambda: tfds  # noqa: E731
+        elif kind == "tf_iter":
+            it = ds.to_tensorflow(as_dataset=False)
+            epoch = lambda: it  # noqa: E731
+        else:
+            epoch = lambda: ds.to_jax()  # noqa: E731
+
+            def wait(x, y):
+                x.block_until_ready()
+                y.block_until_ready()
+    rates = []
+    for e in range(epochs + 1):
+        t0 = time.perf_counter()
+        seen = 0
+        for x, y in epoch():
+            if wait is not None:
+                wait(x, y)
+            seen += x.shape[0]
+        dt = time.perf_counter() - t0
+        assert seen == n, (seen, n)
+        if e:  # epoch 0 warms up
+            rates.append(n / dt)
+    return {"kind": kind, "rates": rates}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--only", default=",".join(VARIANTS))
+    ap.add_argument("--json")
+    ap.add_argument("--child", choices=VARIANTS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(a.child, a.n, a.epochs)))
+        return
+    kinds = [k for k in a.only.split(",") if k]
+    rates: dict = {k: [] for k in kinds}
+    for r in range(a.rounds):
+        for kind in kinds:
+            out = subprocess.run([sys.executable, __file__, "--child", kind, "--n", str(a.n),
+                                  "--epochs", str(a.epochs)], capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"{kind} failed:\n{out.stderr[-3000:]}")
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            rates[kind].extend(res["rates"])
+            print(f"round {r} {kind:8}: " + ", ".join(f"{x:,.0f}" for x in res["rates"]) + " images/s",
+                  flush=True)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"\nn={a.n} images 64x64x3 uint8, {a.rounds} rounds x {a.epochs} epochs, cpus={os.cpu_count()}")
+    print(f"{'':8} {'median img/s':>14} {'min':>10} {'max':>10} {'vs tb':>7} {'vs tf':>7}")
+    for k in kinds:
+        vs_tb = f"{med[k] / med['tb']:.2f}" if "tb" in med else "-"
+        vs_tf = f"{med[k] / med['tf']:.2f}" if "tf" in med else "-"
+        print(f"{k:8} {med[k]:>14,.0f} {min(rates[k]):>10,.0f} {max(rates[k]):>10,.0f} {vs_tb:>7} {vs_tf:>7}")
+    targets = [("tf_ds", "tb", 0.8), ("tf_ds", "tf", 5.0), ("tf_iter", "tb", 0.8), ("tf_iter", "tf", 5.0),
+               ("jax", "tb", 0.8)]
+    for k, base, want in targets:
+        if k in med and base in med:
+            got = med[k] / med[base]
+            print(f"target {k} >= {want}x {base}: {got:.2f}  {'met' if got >= want else 'NOT met'}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"rates": rates, "medians": med, "n": a.n}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
