@@ -5,6 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 "$VPY" -m pip install -q -r requirements-dev.txt
 echo "== cargo fmt --check" && cargo fmt --all --check
 echo "== cargo clippy" && cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== mypy" && "$VPY" -m mypy
 echo "== cargo test" && cargo test --workspace --quiet
 install_package
 echo "== pytest" && "$VPY" -m pytest -q tests "$@"

@@ -71,6 +71,7 @@ def _infer_python(value: Any) -> np.ndarray:
     if shape is None:
         shape = dims
     kinds = {_kind(v) for v in leaves}
+    dt: type[np.generic]
     if not leaves:
         dt = np.float32
     elif kinds == {"b"}:
@@ -185,7 +186,7 @@ def cast(x: Any, dtype: Any, casting: str = "unsafe") -> Tensor:
 def stack(values: Sequence[Any], axis: int = 0, dtype: Any = None, casting: str = "unsafe") -> Tensor:
     """Stack arrays/tensors of one shape along a new ``axis``, casting to ``dtype``
     on the way (each item is read once and written into its slot in parallel)."""
-    items = []
+    items: list[Any] = []
     for v in values:
         if isinstance(v, Tensor):
             items.append(v)

@@ -60,7 +60,7 @@ def _header(f: Any, path: str, what: str) -> Tuple[Tuple[int, ...], bool, np.dty
             shape, fortran, dt = fmt.read_array_header_1_0(f)
         else:
             shape, fortran, dt = fmt.read_array_header_2_0(f) if version == (2, 0) else \
-                fmt._read_array_header(f, version)  # 3.0: utf-8 header
+                fmt._read_array_header(f, version)  # type: ignore[attr-defined]  # 3.0: utf-8 header
     except Exception as e:  # noqa: BLE001 - re-raised naming the file
         raise ValueError(f"{path}: {what} is not a valid .npy header: {e}") from e
     return tuple(shape), bool(fortran), dt
@@ -140,6 +140,7 @@ def _npz_columns(path: str, keys: Optional[List[str]]) -> Tuple[int, List[_Colum
                 raise ValueError(f"{path}: member {name!r} has {shape[0]} rows but "
                                  f"{names[0]!r} has {n_rows}; every column needs the same rows")
             cols.append(col)
+    assert n_rows is not None  # names is not empty
     return int(n_rows), cols
 
 

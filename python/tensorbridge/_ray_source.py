@@ -103,7 +103,7 @@ class TensorbridgeDatasource(Datasource):
                     yield _r._block(f, kind, cols, s, e)
 
             meta = BlockMetadata(num_rows=rows, size_bytes=size,
-                                 input_files=sorted({f for f, *_ in chunk}), exec_stats=None)
+                                 input_files=tuple(sorted({f for f, *_ in chunk})), exec_stats=None)
             tasks.append(ReadTask(read, meta, schema=schema, per_task_row_limit=per_task_row_limit))
         return tasks
 

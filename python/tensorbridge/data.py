@@ -54,21 +54,23 @@ _LEAF = None  # structure marker for a single tensor
 def _flatten(value: Any, path: str = "") -> tuple:
     """``value`` → ``(structure, [(path, leaf), ...])``; tuples and dicts nest."""
     if isinstance(value, tuple):
-        struct, leaves = [], []
+        items: list = []
+        leaves: list = []
         for i, v in enumerate(value):
             s, l = _flatten(v, f"{path}[{i}]")
-            struct.append(s)
+            items.append(s)
             leaves.extend(l)
         if hasattr(value, "_fields"):  # namedtuple
-            return ("namedtuple", type(value), tuple(struct)), leaves
-        return ("tuple", tuple(struct)), leaves
+            return ("namedtuple", type(value), tuple(items)), leaves
+        return ("tuple", tuple(items)), leaves
     if isinstance(value, dict):
-        struct, leaves = {}, []
+        fields: dict = {}
+        leaves = []
         for k, v in value.items():
             s, l = _flatten(v, f"{path}[{k!r}]")
-            struct[k] = s
+            fields[k] = s
             leaves.extend(l)
-        return ("dict", struct), leaves
+        return ("dict", fields), leaves
     return _LEAF, [(path or "the input", value)]
 
 
