@@ -168,12 +168,20 @@ def test_to_torch_cannot_be_pickled_for_spawned_workers():
 
 def test_device_and_pin_memory_are_noops_without_cuda():
     ds = Dataset.from_tensor_slices(np.arange(6, dtype=np.float32)).batch(3)
-    out = list(ds.to_torch(device="cuda" if torch.cuda.is_available() else "cpu", pin_memory=True))
-    assert [p.tolist() for p in out] == [[0, 1, 2], [3, 4, 5]]
-    if not torch.cuda.is_available():
-        assert all(p.device.type == "cpu" and not p.is_pinned() for p in out)
-    else:
-        assert all(p.device.type == "cuda" for p in out)
+    cuda = torch.cuda.is_available()
+    for device, pin in [("cuda", True), ("cuda", False), (None, True), ("cpu", False)]:
+        if cuda or (device != "cuda" and not pin):
+            tds = ds.to_torch(device=device, pin_memory=pin)
+        else:
+            with pytest.warns(RuntimeWarning, match="CUDA is not available"):
+                tds = ds.to_torch(device=device, pin_memory=pin)
+        out = list(DataLoader(tds, batch_size=None))
+        assert [p.tolist() for p in out] == [[0, 1, 2], [3, 4, 5]]
+        for p in out:
+            if cuda and device == "cuda":
+                assert p.device.type == "cuda"
+            else:
+                assert p.device.type == "cpu" and p.is_pinned() == (cuda and pin)
 
 
 _DIST_CHILD = """

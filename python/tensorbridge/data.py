@@ -431,12 +431,24 @@ class Dataset:
         (a copy) when CUDA is available. Both are no-ops when CUDA is not there
         (``device`` ``None`` or ``"cpu"`` keeps the shared CPU memory). Torch
         tensors are writable: don't write to ones sharing tensorbridge memory.
+        Asking for either without CUDA warns once, here (``RuntimeWarning``). Both
+        apply only without DataLoader workers: in a worker process (forked, where
+        CUDA cannot be used) they are ignored; use ``DataLoader(pin_memory=True)``
+        and ``.to(device)`` in the loop there.
 
         DataLoader workers must be forked (Linux's default): the pipeline cannot
         be pickled, and pickling it (``spawn``/``forkserver``) raises ``TypeError``.
         """
         torch = _require("torch", "Dataset.to_torch")
-        return _torch_dataset_class(torch)(self, device, pin_memory)
+        out = _torch_dataset_class(torch)(self, device, pin_memory)
+        if (pin_memory or (out.device is not None and out.device.type != "cpu")) \
+                and not torch.cuda.is_available():
+            import warnings
+
+            warnings.warn(f"Dataset.to_torch: CUDA is not available, so device={device!r} and "
+                          f"pin_memory={pin_memory!r} do nothing (tensors stay in CPU memory, "
+                          f"shared with tensorbridge)", RuntimeWarning, stacklevel=2)
+        return out
 
     @staticmethod
     def from_ray(dataset_or_iterator: Any, columns: Any = None) -> "Dataset":
@@ -580,7 +592,10 @@ def _torch_dataset_class(torch: Any) -> Any:
 
         def _convert(self) -> Any:
             from_dlpack = torch.from_dlpack
-            cuda = torch.cuda.is_available()
+            # In a DataLoader worker (a forked process) CUDA must not be touched:
+            # batches go to the main process through shared memory, where the
+            # DataLoader's own pin_memory=True and the loop's .to(device) apply.
+            cuda = torch.cuda.is_available() and torch.utils.data.get_worker_info() is None
             device = self.device if cuda and self.device is not None and self.device.type != "cpu" else None
             pin = self.pin_memory and cuda
             if device is None and not pin:
