@@ -159,6 +159,17 @@ def test_dataloader_persistent_workers_two_epochs():
         assert _labels(loader) == list(range(50))
 
 
+@pytest.mark.parametrize("workers,persistent,reshuffled", [(0, False, True), (2, True, True), (2, False, False)])
+def test_reshuffle_each_epoch_as_documented(workers, persistent, reshuffled):
+    """Every epoch has every element once; it is reshuffled unless forked workers start
+    afresh each epoch (they inherit the shuffle's epoch counter from the parent)."""
+    ds = Dataset.from_tensor_slices(np.arange(40)).shuffle(40).batch(4)
+    loader = DataLoader(ds.to_torch(), batch_size=None, num_workers=workers, persistent_workers=persistent)
+    epochs = [[int(v) for b in loader for v in b] for _ in range(2)]
+    assert all(sorted(e) == list(range(40)) for e in epochs)
+    assert (epochs[0] != epochs[1]) == reshuffled
+
+
 @pytest.mark.filterwarnings("ignore:Got pickle error")
 def test_to_torch_cannot_be_pickled_for_spawned_workers():
     ds = Dataset.range(10).batch(2)
