@@ -423,8 +423,11 @@ class Dataset:
         the pipeline up to it, so ``num_workers=0`` (tensorbridge already runs the
         pipeline on its own threads) is the fast choice; shuffle with a shared seed
         across processes (the seed is drawn once, when ``shuffle`` is called, and
-        forked workers inherit it). Forked workers that are not
-        ``persistent_workers`` start each epoch from the same shuffle epoch.
+        forked workers inherit it). Workers forked afresh each epoch (not
+        ``persistent_workers``) inherit the shuffle's epoch counter too, so they
+        repeat one order every epoch: pass ``persistent_workers=True`` to reshuffle.
+        Iterated directly, elements keep their tuples; DataLoader's default
+        ``collate_fn`` (``default_convert``) turns tuples into lists, as for any dataset.
 
         ``device`` (e.g. ``"cuda"``): each tensor is moved there
         (``non_blocking`` from pinned memory); ``pin_memory=True`` pins each tensor
