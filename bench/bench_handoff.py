@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Hand-off throughput: a tb.data pipeline consumed by TensorFlow and JAX (issue 12).
+"""Hand-off throughput: a tb.data pipeline consumed by TensorFlow, JAX and PyTorch (issue 12).
 A benchmark, not a test.
 
 Data: ``--n`` uint8 images 64×64×3 + int64 labels (fixed seed). Pipeline:
@@ -11,12 +11,23 @@ Data: ``--n`` uint8 images 64×64×3 + int64 labels (fixed seed). Pipeline:
 * ``tf``: tf.data natively (``from_tensor_slices → shuffle(1024) → map(cast, /255,
   AUTOTUNE) → batch(128) → prefetch(4)``);
 * ``jax``: ``ds.to_jax()`` (single default CPU device, ``prefetch=2``), each batch's
-  arrays waited for (``block_until_ready``) before the next.
+  arrays waited for (``block_until_ready``) before the next;
+* ``torch_w0`` / ``torch_w2``: ``DataLoader(ds.to_torch(), batch_size=None,
+  num_workers=0 / 2)`` (torch tensors over DLPack; with 2 workers, persistent, each runs the
+  pipeline and keeps its shard of the batches);
+* ``td_w0`` / ``td_w2``: PyTorch natively: ``DataLoader(TensorDataset(uint8 images,
+  labels), batch_size=128, shuffle=True, num_workers=0 / 2, persistent_workers when 2)``
+  with a ``collate_fn``
+  that stacks (``default_collate``) then casts to float32 and scales by 1/255;
+* ``np_w0`` / ``np_w2``: ``DataLoader`` (same settings, default collate) over a
+  map-style ``Dataset`` whose ``__getitem__`` casts/scales the NumPy image
+  (``images[i].astype(float32) / 255``) and returns it with its label.
 
 The loop only receives batches (images/s = n / epoch time). Each variant runs in its
 own child process; the children alternate ``--rounds`` times, each timing ``--epochs``
 epochs after one warm-up epoch. Reported: median / min / max images/s and ratios of
-medians against the targets (tf_ds ≥ 0.8× tb and ≥ 5× tf; jax ≥ 0.8× tb).
+medians against the targets (tf_ds ≥ 0.8× tb and ≥ 5× tf; jax ≥ 0.8× tb; torch_w0
+≥ 5× the best of td_* / np_*).
 
     python bench/bench_handoff.py [--n 20000] [--rounds 3] [--epochs 3] [--only tb,tf_ds] [--json PATH]
 """
@@ -33,7 +44,36 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-VARIANTS = ("tb", "tf_ds", "tf_iter", "tf", "jax")
+VARIANTS = ("tb", "tf_ds", "tf_iter", "tf", "jax", "torch_w0", "torch_w2", "td_w0", "td_w2", "np_w0", "np_w2")
+TORCH_NATIVE = ("td_w0", "td_w2", "np_w0", "np_w2")
+
+
+def torch_native(kind: str, images, labels):
+    """PyTorch's own DataLoader doing the pipeline's shuffle, cast/scale and batch."""
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader, Dataset, TensorDataset
+    from torch.utils.data._utils.collate import default_collate
+
+    workers = int(kind[-1])
+    if kind.startswith("td"):
+        def collate(items):
+            x, y = default_collate(items)
+            return x.to(torch.float32).mul_(1 / 255), y
+
+        data = TensorDataset(torch.from_numpy(images), torch.from_numpy(labels))
+        return DataLoader(data, batch_size=128, shuffle=True, num_workers=workers, collate_fn=collate,
+                          persistent_workers=workers > 0)
+
+    class NumpyImages(Dataset):
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, i):
+            return images[i].astype(np.float32) * np.float32(1 / 255), labels[i]
+
+    return DataLoader(NumpyImages(), batch_size=128, shuffle=True, num_workers=workers,
+                      persistent_workers=workers > 0)
 
 
 def child(kind: str, n: int, epochs: int) -> dict:
@@ -52,6 +92,9 @@ def child(kind: str, n: int, epochs: int) -> dict:
               .batch(128)
               .prefetch(4))
         epoch = lambda: ds  # noqa: E731
+    elif kind in TORCH_NATIVE:
+        loader = torch_native(kind, images, labels)
+        epoch = lambda: loader  # noqa: E731
     else:
         import tensorbridge as tb
 
@@ -69,6 +112,12 @@ def child(kind: str, n: int, epochs: int) -> dict:
         elif kind == "tf_iter":
             it = ds.to_tensorflow(as_dataset=False)
             epoch = lambda: it  # noqa: E731
+        elif kind.startswith("torch"):
+            from torch.utils.data import DataLoader
+
+            loader = DataLoader(ds.to_torch(), batch_size=None, num_workers=int(kind[-1]),
+                                persistent_workers=kind == "torch_w2")
+            epoch = lambda: loader  # noqa: E731
         else:
             epoch = lambda: ds.to_jax()  # noqa: E731
 
@@ -123,6 +172,12 @@ def main() -> None:
         print(f"{k:8} {med[k]:>14,.0f} {min(rates[k]):>10,.0f} {max(rates[k]):>10,.0f} {vs_tb:>7} {vs_tf:>7}")
     targets = [("tf_ds", "tb", 0.8), ("tf_ds", "tf", 5.0), ("tf_iter", "tb", 0.8), ("tf_iter", "tf", 5.0),
                ("jax", "tb", 0.8)]
+    native = [k for k in TORCH_NATIVE if k in med]
+    if native:
+        best = max(native, key=med.get)
+        med["torch_best_native"] = med[best]
+        targets += [("torch_w0", "torch_best_native", 5.0), ("torch_w2", "torch_best_native", 5.0)]
+        print(f"best PyTorch-native loader: {best} ({med[best]:,.0f} images/s)")
     for k, base, want in targets:
         if k in med and base in med:
             got = med[k] / med[base]

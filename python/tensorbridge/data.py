@@ -410,6 +410,51 @@ class Dataset:
             raise ValueError(f"to_jax: prefetch must be >= 0, got {prefetch}")
         return _jax_batches(self, jax, sharding, int(prefetch))
 
+    def to_torch(self, device: Any = None, pin_memory: bool = False) -> Any:
+        """This dataset as a ``torch.utils.data.IterableDataset`` yielding torch
+        tensors (structure kept) that share the tensors' memory through DLPack.
+
+        Use it with ``DataLoader(ds.to_torch(), batch_size=None)``: tensorbridge
+        batches, the loader passes batches through. Each epoch (each ``iter()``) is
+        sharded with :meth:`shard` so every element appears once per epoch: over
+        the loader's ``num_workers`` (``get_worker_info``) and, when
+        ``torch.distributed`` is initialised, over its ranks too (shard
+        ``worker * world_size + rank`` of ``world_size * num_workers``, so rank
+        ``r`` gets exactly ``ds.shard(world_size, r)``). The shard is taken of
+        this dataset's elements (whole batches after ``batch``): every worker runs
+        the pipeline up to it, so ``num_workers=0`` (tensorbridge already runs the
+        pipeline on its own threads) is the fast choice; shuffle with a shared seed
+        across processes (the seed is drawn once, when ``shuffle`` is called, and
+        forked workers inherit it). Workers forked afresh each epoch (not
+        ``persistent_workers``) inherit the shuffle's epoch counter too, so they
+        repeat one order every epoch: pass ``persistent_workers=True`` to reshuffle.
+        Iterated directly, elements keep their tuples; DataLoader's default
+        ``collate_fn`` (``default_convert``) turns tuples into lists, as for any dataset.
+
+        ``device`` (e.g. ``"cuda"``): each tensor is moved there
+        (``non_blocking`` from pinned memory); ``pin_memory=True`` pins each tensor
+        (a copy) when CUDA is available. Both are no-ops when CUDA is not there
+        (``device`` ``None`` or ``"cpu"`` keeps the shared CPU memory). Torch
+        tensors are writable: don't write to ones sharing tensorbridge memory.
+        Asking for either without CUDA warns once, here (``RuntimeWarning``). Both
+        apply only without DataLoader workers: in a worker process (forked, where
+        CUDA cannot be used) they are ignored; use ``DataLoader(pin_memory=True)``
+        and ``.to(device)`` in the loop there.
+
+        DataLoader workers must be forked (Linux's default): the pipeline cannot
+        be pickled, and pickling it (``spawn``/``forkserver``) raises ``TypeError``.
+        """
+        torch = _require("torch", "Dataset.to_torch")
+        out = _torch_dataset_class(torch)(self, device, pin_memory)
+        if (pin_memory or (out.device is not None and out.device.type != "cpu")) \
+                and not torch.cuda.is_available():
+            import warnings
+
+            warnings.warn(f"Dataset.to_torch: CUDA is not available, so device={device!r} and "
+                          f"pin_memory={pin_memory!r} do nothing (tensors stay in CPU memory, "
+                          f"shared with tensorbridge)", RuntimeWarning, stacklevel=2)
+        return out
+
     @staticmethod
     def from_ray(dataset_or_iterator: Any, columns: Any = None) -> "Dataset":
         """Elements are the rows of a ``ray.data.Dataset`` or ``DataIterator`` (Ray is
@@ -530,6 +575,77 @@ def _jax_batches(ds: "Dataset", jax: Any, sharding: Any, prefetch: int) -> Itera
             yield window.popleft()
     while window:
         yield window.popleft()
+
+
+_TORCH_CLASS: list = []
+
+
+def _torch_dataset_class(torch: Any) -> Any:
+    """The ``IterableDataset`` subclass behind ``Dataset.to_torch`` (made once, on
+    first use, so ``import tensorbridge`` never imports torch)."""
+    if _TORCH_CLASS:
+        return _TORCH_CLASS[0]
+
+    class TorchIterable(torch.utils.data.IterableDataset):
+        """``Dataset.to_torch``: a tensorbridge pipeline as torch tensors."""
+
+        def __init__(self, ds: "Dataset", device: Any, pin_memory: bool):
+            super().__init__()
+            self.dataset = ds
+            self.device = None if device is None else torch.device(device)
+            self.pin_memory = bool(pin_memory)
+
+        def _convert(self) -> Any:
+            from_dlpack = torch.from_dlpack
+            # In a DataLoader worker (a forked process) CUDA must not be touched:
+            # batches go to the main process through shared memory, where the
+            # DataLoader's own pin_memory=True and the loop's .to(device) apply.
+            cuda = torch.cuda.is_available() and torch.utils.data.get_worker_info() is None
+            device = self.device if cuda and self.device is not None and self.device.type != "cpu" else None
+            pin = self.pin_memory and cuda
+            if device is None and not pin:
+                return lambda t: from_dlpack(t)
+            if device is None:
+                return lambda t: from_dlpack(t).pin_memory()
+            if pin:
+                return lambda t: from_dlpack(t).pin_memory().to(device, non_blocking=True)
+            return lambda t: from_dlpack(t).to(device)
+
+        def _world(self) -> tuple:
+            dist = torch.distributed
+            if dist.is_available() and dist.is_initialized():
+                return dist.get_world_size(), dist.get_rank()
+            return 1, 0
+
+        def _shard(self) -> "Dataset":
+            world, rank = self._world()
+            info = torch.utils.data.get_worker_info()
+            workers, wid = (1, 0) if info is None else (info.num_workers, info.id)
+            num = world * workers
+            if num == 1:
+                return self.dataset
+            return self.dataset.shard(num, wid * world + rank)
+
+        def __iter__(self) -> Iterator[Any]:
+            return self._shard()._flat_epoch(self._convert())
+
+        def __len__(self) -> int:
+            world, rank = self._world()
+            ds = self.dataset if world == 1 else self.dataset.shard(world, rank)
+            return len(ds)
+
+        def __getstate__(self) -> Any:
+            raise TypeError(
+                "Dataset.to_torch(): a tensorbridge pipeline cannot be pickled, so DataLoader "
+                "workers must be forked (multiprocessing_context='fork', Linux's default), or "
+                "use num_workers=0 (tensorbridge runs the pipeline on its own threads)")
+
+        def __repr__(self) -> str:
+            return f"<torch IterableDataset of {self.dataset!r}>"
+
+    TorchIterable.__name__ = TorchIterable.__qualname__ = "TorchIterableDataset"
+    _TORCH_CLASS.append(TorchIterable)
+    return TorchIterable
 
 
 def _from_ray(source: Any, columns: Any = None) -> "Dataset":
