@@ -285,34 +285,19 @@ pub fn convert_file(
 
 /// A checked-cast error on one chunk, with the index made the index in the whole
 /// array (C or Fortran order, as the file stores it).
-fn globalize(e: Error, done: usize, header: &NpyHeader) -> Error {
-    match e {
-        Error::CastValue {
-            from,
-            to,
-            index,
-            value,
-            reason,
-        } => {
-            let flat = done + index.first().copied().unwrap_or(0);
-            let index = if header.fortran_order {
-                let rev: Vec<usize> = header.shape.iter().rev().copied().collect();
-                let mut i = unravel(flat, &rev);
-                i.reverse();
-                i
-            } else {
-                unravel(flat, &header.shape)
-            };
-            Error::CastValue {
-                from,
-                to,
-                index,
-                value,
-                reason,
-            }
-        }
-        e => e,
+fn globalize(mut e: Error, done: usize, header: &NpyHeader) -> Error {
+    if let Error::CastValue { index, .. } = &mut e {
+        let flat = done + index.first().copied().unwrap_or(0);
+        *index = if header.fortran_order {
+            let rev: Vec<usize> = header.shape.iter().rev().copied().collect();
+            let mut i = unravel(flat, &rev);
+            i.reverse();
+            i
+        } else {
+            unravel(flat, &header.shape)
+        };
     }
+    e
 }
 
 /// What `inspect` shows of one array, and what `convert` needs to stream it.
