@@ -93,8 +93,7 @@ fn save_npy(
     let loc = location(path, storage_options)?;
     let held = Held::extract(item, "the array to save")?;
     let view = held.view()?;
-    py.allow_threads(|| npy::save_location(&loc, &view))
-        .or_py()
+    py.allow_threads(|| npy::save_location(&loc, &view)).or_py()
 }
 
 /// Write named arrays to a `.npz` archive (atomically). Stored members' data is

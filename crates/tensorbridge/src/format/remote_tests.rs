@@ -206,3 +206,71 @@ fn npz_remote_crc_mismatch_is_detected() {
         "{e}"
     );
 }
+
+#[test]
+fn safetensors_remote_round_trip_and_metadata() {
+    use super::safetensors as st;
+    let a: Vec<f32> = (0..1000).map(|i| i as f32 / 3.0).collect();
+    let b = [1i64, -2, 3];
+    let t = [
+        ("a", TensorView::from_slice(&a, &[10, 100]).unwrap()),
+        ("b", TensorView::from_slice(&b, &[3]).unwrap()),
+    ];
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert("k".to_string(), "v".to_string());
+    let url = "memory:///fmt-tests/m.safetensors";
+    st::save_safetensors_location(&loc(url), &t, Some(&meta)).unwrap();
+    let bytes = get("fmt-tests/m.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.safetensors");
+    std::fs::write(&p, &bytes).unwrap();
+    let local = st::load_safetensors(&p).unwrap();
+    let remote = st::load_safetensors_location(&loc(url)).unwrap();
+    assert_eq!(local.len(), remote.len());
+    for ((ln, lt), (rn, rt)) in local.iter().zip(&remote) {
+        assert_eq!(ln, rn);
+        same(lt, rt);
+    }
+    assert_eq!(
+        st::read_safetensors_metadata_location(&loc(url)).unwrap(),
+        Some(meta)
+    );
+    put("fmt-tests/bad.safetensors", vec![255; 16]);
+    let e = st::load_safetensors_location(&loc("memory:///fmt-tests/bad.safetensors")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("memory:///fmt-tests/bad.safetensors"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tfrecord_remote_plain_gzip_sharded() {
+    use super::tfrecord as tf;
+    let x: Vec<i32> = (0..600).collect();
+    let feats = [("x", TensorView::from_slice(&x, &[200, 3]).unwrap())];
+    for (shards, gzip) in [(1, false), (1, true), (3, true)] {
+        let url = format!("memory:///fmt-tests/r{shards}{gzip}.tfrecord");
+        let locs = tf::write_tfrecord_location(&loc(&url), &feats, shards, gzip).unwrap();
+        assert_eq!(locs.len(), shards);
+        let mut rows = vec![];
+        for l in &locs {
+            assert!(l.is_remote());
+            for ex in tf::read_tfrecord_location(l, gzip).unwrap() {
+                let ex = ex.unwrap();
+                let t = ex[0].1.as_tensor().unwrap();
+                rows.extend(t.to_vec::<i32>().unwrap());
+            }
+        }
+        assert_eq!(rows, x);
+        if shards > 1 {
+            assert!(
+                locs[1]
+                    .display()
+                    .ends_with("r3true-00001-of-00003.tfrecord"),
+                "{}",
+                locs[1].display()
+            );
+        }
+    }
+}

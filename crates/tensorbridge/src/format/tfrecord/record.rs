@@ -10,6 +10,7 @@ use std::path::Path;
 use crate::dtype::Casting;
 use crate::error::{Error, Result};
 use crate::format::io::{read_full, stream_err};
+use crate::location::{Location, ObjectStream, RemoteObject};
 use crate::tensor::Tensor;
 use crate::view::TensorView;
 
@@ -67,6 +68,32 @@ impl RecordReader {
         };
         Ok(RecordReader {
             path: name,
+            reader,
+            remaining,
+            index: 0,
+            offset: 0,
+            gzip,
+            done: false,
+        })
+    }
+
+    /// Open a TFRecord file or object: a URL is streamed in order with read-ahead
+    /// (ranged GETs of a few MiB in flight ahead of the reader).
+    pub fn open_location(loc: &Location, gzip: bool) -> Result<RecordReader> {
+        let r = match loc {
+            Location::Local(p) => return Self::open(p, gzip),
+            Location::Remote(r) => r,
+        };
+        let obj = RemoteObject::open(r)?;
+        let len = obj.size();
+        let buffered = BufReader::with_capacity(1 << 16, ObjectStream::whole(&obj)?);
+        let (reader, remaining): (Box<dyn Read + Send>, _) = if gzip {
+            (Box::new(flate2::read::MultiGzDecoder::new(buffered)), None)
+        } else {
+            (Box::new(buffered), Some(len))
+        };
+        Ok(RecordReader {
+            path: r.as_str().to_string(),
             reader,
             remaining,
             index: 0,
@@ -240,6 +267,14 @@ pub fn read_tfrecord(path: impl AsRef<Path>, gzip: bool) -> Result<ExampleReader
     require_little_endian()?;
     Ok(ExampleReader {
         records: RecordReader::open(path, gzip)?,
+    })
+}
+
+/// [`read_tfrecord`] of a location (a URL is streamed with read-ahead).
+pub fn read_tfrecord_location(loc: &Location, gzip: bool) -> Result<ExampleReader> {
+    require_little_endian()?;
+    Ok(ExampleReader {
+        records: RecordReader::open_location(loc, gzip)?,
     })
 }
 
