@@ -274,3 +274,65 @@ fn tfrecord_remote_plain_gzip_sharded() {
         }
     }
 }
+
+#[test]
+fn convert_and_inspect_with_either_side_remote() {
+    use super::convert::{convert_location, inspect_location, ConvertOptions};
+    use super::FileFormat;
+    let a: Vec<i16> = (0..300).collect();
+    let va = TensorView::from_slice(&a, &[3, 100]).unwrap();
+    npy::save_location(&loc("memory:///fmt-tests/c.npy"), &va).unwrap();
+    let opts = ConvertOptions {
+        dtype: Some(DType::Float64),
+        ..Default::default()
+    };
+    // Remote → remote, remote → local, local → remote.
+    convert_location(
+        &loc("memory:///fmt-tests/c.npy"),
+        &loc("memory:///fmt-tests/c.npz"),
+        &opts,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("c.safetensors");
+    convert_location(
+        &loc("memory:///fmt-tests/c.npz"),
+        &Location::local(&local),
+        &ConvertOptions::default(),
+    )
+    .unwrap();
+    convert_location(
+        &Location::local(&local),
+        &loc("memory:///fmt-tests/c2.npy"),
+        &ConvertOptions::default(),
+    )
+    .unwrap();
+    let back =
+        match load_location(&loc("memory:///fmt-tests/c2.npy"), &LoadOptions::default()).unwrap() {
+            Loaded::Array(t) => t,
+            Loaded::Archive(_) => panic!(),
+        };
+    assert_eq!(back.dtype(), DType::Float64);
+    assert_eq!(back.shape(), &[3, 100]);
+    assert_eq!(
+        back.to_vec::<f64>().unwrap(),
+        a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>()
+    );
+    let (fmt, arrays) = inspect_location(&loc("memory:///fmt-tests/c.npz")).unwrap();
+    assert_eq!(fmt, FileFormat::Npz);
+    assert_eq!(arrays.len(), 1);
+    assert_eq!(arrays[0].name, "c");
+    assert_eq!(arrays[0].shape, vec![3, 100]);
+    // A missing source keeps its kind and names the URL.
+    let e = convert_location(
+        &loc("memory:///fmt-tests/none.npy"),
+        &loc("memory:///fmt-tests/x.npz"),
+        &opts,
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("memory:///fmt-tests/none.npy"),
+        "{e}"
+    );
+}

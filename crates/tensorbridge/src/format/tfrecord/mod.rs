@@ -75,7 +75,7 @@ pub use proto::{
 };
 pub use record::{
     mask_crc, masked_crc32c, read_tfrecord, read_tfrecord_location, read_tfrecord_stacked,
-    unmask_crc, ExampleReader, RecordReader,
+    read_tfrecord_stacked_locations, unmask_crc, ExampleReader, RecordReader,
 };
 pub use write::{shard_locations, shard_paths, write_tfrecord, write_tfrecord_location};
 

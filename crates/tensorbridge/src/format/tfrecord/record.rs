@@ -286,11 +286,20 @@ pub fn read_tfrecord_stacked<P: AsRef<Path>>(
     paths: &[P],
     gzip: bool,
 ) -> Result<Vec<(String, Tensor)>> {
+    let locs: Vec<Location> = paths.iter().map(Location::local).collect();
+    read_tfrecord_stacked_locations(&locs, gzip)
+}
+
+/// [`read_tfrecord_stacked`] of locations (URLs streamed with read-ahead).
+pub fn read_tfrecord_stacked_locations(
+    paths: &[Location],
+    gzip: bool,
+) -> Result<Vec<(String, Tensor)>> {
     let mut names: Vec<String> = Vec::new();
     let mut columns: Vec<Vec<Tensor>> = Vec::new();
     let mut first: Option<String> = None;
     for path in paths {
-        let mut reader = read_tfrecord(path, gzip)?;
+        let mut reader = read_tfrecord_location(path, gzip)?;
         loop {
             let index = reader.records.index;
             let Some(record) = reader.next_example()? else {
@@ -342,7 +351,7 @@ pub fn read_tfrecord_stacked<P: AsRef<Path>>(
         return Err(Error::Format {
             path: paths
                 .iter()
-                .map(|p| p.as_ref().display().to_string())
+                .map(|p| p.display())
                 .collect::<Vec<_>>()
                 .join(", "),
             reason: "no records: the shapes of the features are unknown".into(),
