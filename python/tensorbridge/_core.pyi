@@ -138,6 +138,7 @@ def convert_file(
     casting: str = "unsafe",
     member: Optional[str] = None,
     compress: bool = False,
+    storage_options: _StorageOptions = None,
 ) -> None: ...
 
 class NpzArchiveHandle:

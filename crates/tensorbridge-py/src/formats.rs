@@ -1,7 +1,6 @@
 //! Python bindings for `.npy` / `.npz` files: `load`, `save`, `savez`, and `NpzFile`,
 //! a lazy read-only mapping over an archive's members.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyKeyError, PyValueError};
@@ -226,16 +225,20 @@ fn detect_format(
 /// Convert the file `src` to `dst` (formats by content and extension), streaming;
 /// the core's `format::convert`, as the `tensorbridge convert` command runs it.
 #[pyfunction]
-#[pyo3(signature = (src, dst, dtype=None, casting="unsafe", member=None, compress=false))]
+#[pyo3(signature = (src, dst, dtype=None, casting="unsafe", member=None, compress=false, storage_options=None))]
+#[allow(clippy::too_many_arguments)]
 fn convert_file(
     py: Python<'_>,
-    src: PathBuf,
-    dst: PathBuf,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
     dtype: Option<&Bound<'_, PyAny>>,
     casting: &str,
     member: Option<String>,
     compress: bool,
+    storage_options: Option<Options>,
 ) -> PyResult<()> {
+    let src = location(src, storage_options.clone())?;
+    let dst = location(dst, storage_options)?;
     let opts = ConvertOptions {
         dtype: dtype.map(parse_dtype).transpose()?,
         casting: parse_casting(casting)?,
@@ -243,7 +246,7 @@ fn convert_file(
         compress,
         ..ConvertOptions::default()
     };
-    py.allow_threads(|| convert::convert_file(&src, &dst, &opts))
+    py.allow_threads(|| convert::convert_location(&src, &dst, &opts))
         .or_py()
 }
 
