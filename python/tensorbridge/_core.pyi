@@ -117,6 +117,9 @@ def load(
     dtype: Optional[_DTypeLike] = None,
     storage_options: _StorageOptions = None,
 ) -> Union[Tensor, NpzArchiveHandle]: ...
+def load_bytes(
+    data: bytes, name: str, mmap: Optional[bool] = None, dtype: Optional[_DTypeLike] = None
+) -> Union[Tensor, NpzArchiveHandle]: ...
 def load_npy(
     path: _PathLike,
     mmap: Optional[bool] = None,

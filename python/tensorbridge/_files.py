@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, BinaryIO, Dict, Iterator, Optional, Union
 
 from . import _core
 from ._convert import Tensor, _array_args, _as_array
@@ -35,7 +35,7 @@ def _item(x: Any) -> Any:
 
 
 def load(
-    path: PathLike,
+    path: Union[PathLike, BinaryIO],
     *,
     mmap: Optional[bool] = None,
     dtype: Any = None,
@@ -58,11 +58,25 @@ def load(
     ``FileNotFoundError`` (no such object or bucket), ``PermissionError`` (refused
     credentials), ``ValueError`` (an unsupported scheme), ``OSError`` (a failure that
     outlasted the bounded retries, or an object replaced while it was read).
+
+    ``path`` may also be a binary file object with ``read`` (``io.BytesIO``, an open
+    file, an fsspec file), as ``np.load`` takes: read from its position into memory
+    (``mmap=True`` raises ``ValueError``).
     """
     target = None if dtype is None else _dtype(dtype)
-    # The core's one detection rule (first bytes, else extension), in the same read
-    # as an .npy header.
-    loaded = _core.load(_path(path), mmap, target, storage_options)
+    if hasattr(path, "read") and not isinstance(path, (str, bytes, os.PathLike)):
+        # A binary file object (io.BytesIO, an open file, an fsspec file), as np.load
+        # takes: read from its position to the end.
+        data = path.read()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"the file object's read() gave {type(data).__name__}, not bytes: open it in binary mode")
+        name = getattr(path, "name", None)
+        label = name if isinstance(name, str) else f"<{type(path).__name__}>"
+        loaded = _core.load_bytes(bytes(data), label, mmap, target)
+    else:
+        # The core's one detection rule (first bytes, else extension), in the same
+        # read as an .npy header.
+        loaded = _core.load(_path(path), mmap, target, storage_options)
     if isinstance(loaded, _core.NpzArchiveHandle):
         return NpzFile._from_handle(loaded, mmap=mmap, dtype=target)
     return loaded
