@@ -85,3 +85,26 @@ def test_load_from_file_objects(tmp_path):
         np.testing.assert_array_equal(tb.load(f).numpy(), np.load(p))
     with open(p, "rb") as f, pytest.raises(ValueError, match="mmap"):
         tb.load(f, mmap=True)
+
+
+def _child_load(url, opts, q):
+    q.put(tb.load(url, storage_options=opts).numpy().tolist())
+
+
+def test_forked_child_reads_after_the_parent(s3):
+    # The parent's I/O runtime threads do not exist in a forked child: the child
+    # must get its own rather than hang.
+    import multiprocessing as mp
+
+    _, opts = s3
+    tb.save("s3://smoke/fork.npy", np.arange(4, dtype=np.int32), storage_options=opts)
+    assert tb.load("s3://smoke/fork.npy", storage_options=opts).numpy().tolist() == [0, 1, 2, 3]
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_load, args=("s3://smoke/fork.npy", opts, q))
+    p.start()
+    try:
+        assert q.get(timeout=60) == [0, 1, 2, 3]
+    finally:
+        p.join(timeout=60)
+    assert p.exitcode == 0

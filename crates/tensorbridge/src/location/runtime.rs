@@ -2,7 +2,7 @@
 //! the blocking facade over it.
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
@@ -10,21 +10,30 @@ use crate::error::{Error, Result};
 /// many requests in flight.
 const WORKERS: usize = 2;
 
+/// The shared runtime of this process. A child made by `fork` (multiprocessing,
+/// DataLoader workers) has none of its parent's threads, so it gets a runtime of its
+/// own (the parent's is left alone, never dropped).
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(WORKERS)
-            .thread_name("tensorbridge-io")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| Error::Io {
-        path: "<object store runtime>".into(),
-        source: std::io::Error::other(e.clone()),
-    })
+    static RT: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = RT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((owner, rt)) = *slot {
+        if owner == pid {
+            return Ok(rt);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .thread_name("tensorbridge-io")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io {
+            path: "<object store runtime>".into(),
+            source: e,
+        })?;
+    let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
+    *slot = Some((pid, rt));
+    Ok(rt)
 }
 
 /// Run `f` to completion on the shared runtime, blocking this (non-runtime) thread.
