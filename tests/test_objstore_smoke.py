@@ -108,3 +108,33 @@ def test_forked_child_reads_after_the_parent(s3):
     finally:
         p.join(timeout=60)
     assert p.exitcode == 0
+
+
+def test_ctrl_c_cancels_a_blocked_read():
+    # A server that accepts connections and never answers: the read blocks until
+    # Ctrl-C (simulated on the main thread), which must raise KeyboardInterrupt
+    # instead of waiting for the request timeout.
+    import _thread
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    opts = {
+        "aws_endpoint": f"http://127.0.0.1:{port}",
+        "aws_region": "us-east-1",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "timeout": "600s",
+        "max_retries": "0",
+    }
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tb.load("s3://stalled/x.npy", storage_options=opts)
+    finally:
+        timer.cancel()
+        srv.close()

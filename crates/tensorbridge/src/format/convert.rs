@@ -92,6 +92,7 @@ fn in_file(e: Error, label: &str) -> Error {
         | Error::ObjectChanged { .. }
         | Error::Remote { .. }
         | Error::UnsupportedScheme { .. }
+        | Error::Interrupted
         | Error::Alloc(_) => e,
         e => Error::Format {
             path: label.to_string(),

@@ -2,7 +2,8 @@
 //! the blocking facade over it.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -36,8 +37,23 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     Ok(rt)
 }
 
+/// How often a blocked call asks the interrupt check.
+const INTERRUPT_POLL: Duration = Duration::from_millis(100);
+
+static INTERRUPT: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// Install the check for a pending interrupt (Ctrl-C) that an embedding provides
+/// (the Python binding: a pending `KeyboardInterrupt` on the main thread). While a
+/// call blocks on object-store I/O it asks the check every 100 ms; `true` drops the
+/// I/O — cancelling every request in flight — and the call fails with
+/// [`Error::Interrupted`]. Only the first check installed counts.
+pub fn set_interrupt_check(check: fn() -> bool) {
+    let _ = INTERRUPT.set(check);
+}
+
 /// Run `f` to completion on the shared runtime, blocking this (non-runtime) thread.
-/// Dropping the future — an error elsewhere, the end of `f` — cancels its requests.
+/// Dropping the future — an error elsewhere, an interrupt, the end of `f` — cancels
+/// its requests.
 pub(crate) fn block_on<F: Future>(f: F) -> Result<F::Output> {
     let rt = runtime()?;
     if tokio::runtime::Handle::try_current().is_ok() {
@@ -45,7 +61,24 @@ pub(crate) fn block_on<F: Future>(f: F) -> Result<F::Output> {
             "blocking object-store I/O called from inside an async runtime".into(),
         ));
     }
-    Ok(rt.block_on(f))
+    let Some(check) = INTERRUPT.get().copied() else {
+        return Ok(rt.block_on(f));
+    };
+    rt.block_on(async move {
+        let work = std::pin::pin!(f);
+        let watch = std::pin::pin!(async move {
+            loop {
+                tokio::time::sleep(INTERRUPT_POLL).await;
+                if check() {
+                    return;
+                }
+            }
+        });
+        match futures::future::select(work, watch).await {
+            futures::future::Either::Left((out, _)) => Ok(out),
+            futures::future::Either::Right(((), _)) => Err(Error::Interrupted),
+        }
+    })
 }
 
 /// Spawn `f` on the shared runtime (read-ahead tasks).
