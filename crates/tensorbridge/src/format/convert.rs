@@ -541,7 +541,8 @@ impl Input for NpzInput {
                         ),
                     });
                 }
-                let stored = m.compression == Compression::Stored;
+                // A remote member's data start is known only once its local header is read.
+                let stored = m.compression == Compression::Stored && !z.is_remote();
                 let mut info = ArrayInfo::from_header(m.name.clone(), label, header);
                 info.data_offset = stored.then(|| m.data_start + info.header.data_offset as u64);
                 info.compression = Some(m.compression.name().to_string());
