@@ -60,7 +60,7 @@ pub mod read;
 pub mod write;
 
 pub use header::NpyHeader;
-pub use read::{from_bytes, load, open, read_header, LoadOptions, NpyReader};
+pub use read::{from_bytes, load, open, read_from_parts, read_header, LoadOptions, NpyReader};
 pub use write::{save, write, NpyWriter};
 
 pub(crate) use read::{
