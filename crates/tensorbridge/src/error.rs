@@ -65,6 +65,58 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// No such object, bucket or container at a URL (Python: `FileNotFoundError`).
+    #[error("{url}: not found ({reason})")]
+    NotFound {
+        /// The URL asked for.
+        url: String,
+        /// What the store said.
+        reason: String,
+    },
+
+    /// The store refused the credentials, or they lack the permission asked for
+    /// (Python: `PermissionError`).
+    #[error("{url}: permission denied ({reason})")]
+    PermissionDenied {
+        /// The URL asked for.
+        url: String,
+        /// What the store said.
+        reason: String,
+    },
+
+    /// A URL whose scheme tensorbridge does not read or write (Python: `ValueError`).
+    #[error("{url}: unsupported URL scheme {scheme:?} (supported: {supported})")]
+    UnsupportedScheme {
+        /// The URL given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+        /// The supported schemes, listed for the message.
+        supported: String,
+    },
+
+    /// An object that changed while it was being read: its ETag (or version) differs
+    /// from the one the first request saw, so its bytes would mix two versions
+    /// (Python: `OSError`).
+    #[error("{url}: the object changed while it was being read ({reason})")]
+    ObjectChanged {
+        /// The URL being read.
+        url: String,
+        /// What differed.
+        reason: String,
+    },
+
+    /// Any other failure of an object store — a transient one (HTTP 5xx, 429, a reset
+    /// connection, a timeout) after the bounded retries, or a bad configuration
+    /// (Python: `OSError`).
+    #[error("{url}: {reason}")]
+    Remote {
+        /// The URL asked for.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// A file that is not valid, or not supported, in its format (Python: `ValueError`).
     #[error("{path}: {reason}")]
     Format {

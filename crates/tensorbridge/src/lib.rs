@@ -40,6 +40,7 @@ pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod layout;
+pub mod location;
 pub mod shape;
 mod stack;
 pub mod storage;

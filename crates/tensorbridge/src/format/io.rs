@@ -16,7 +16,28 @@ const READ_PIECE: usize = 16 << 20;
 
 /// `Error::Io` for `path`.
 pub(crate) fn io_err(path: &str) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Io {
+    move |source| core_or_io(source, path)
+}
+
+/// The core error an `io::Error` carries (one a remote stream raised: a missing
+/// object, a changed one), else `Error::Io` for `path`.
+pub(crate) fn core_or_io(source: io::Error, path: &str) -> Error {
+    if source.get_ref().is_some_and(|e| e.is::<Error>()) {
+        if let Some(inner) = source.into_inner() {
+            return match inner.downcast::<Error>() {
+                Ok(e) => *e,
+                Err(other) => Error::Io {
+                    path: path.to_string(),
+                    source: io::Error::other(other),
+                },
+            };
+        }
+        return Error::Io {
+            path: path.to_string(),
+            source: io::Error::other("I/O error"),
+        };
+    }
+    Error::Io {
         path: path.to_string(),
         source,
     }
@@ -39,10 +60,7 @@ pub(crate) fn stream_err(path: &str, prefix: &str, e: io::Error) -> Error {
         io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => {
             format_err(path, format!("{prefix}{e}"))
         }
-        _ => Error::Io {
-            path: path.to_string(),
-            source: e,
-        },
+        _ => core_or_io(e, path),
     }
 }
 
