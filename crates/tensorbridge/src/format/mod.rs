@@ -24,6 +24,7 @@ use std::path::Path;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::location::{Location, RemoteObject};
 use crate::tensor::Tensor;
 use crate::view::TensorView;
 
@@ -176,6 +177,51 @@ pub fn load(path: impl AsRef<Path>, opts: &npy::LoadOptions) -> Result<Loaded> {
     }
 }
 
+/// [`detect`] for a location: an object of a store by its first bytes (one small
+/// ranged read), else its extension.
+pub fn detect_location(loc: &Location) -> Option<FileFormat> {
+    match loc {
+        Location::Local(p) => detect(p),
+        Location::Remote(r) => {
+            let head = RemoteObject::open(r)
+                .and_then(|o| o.get_upto(0, 12))
+                .unwrap_or_default();
+            FileFormat::sniff(&head).or_else(|| ext_format(loc))
+        }
+    }
+}
+
+fn ext_format(loc: &Location) -> Option<FileFormat> {
+    let ext = loc.extension()?;
+    FileFormat::ALL.into_iter().find(|f| f.name() == ext)
+}
+
+/// [`load`] of a location: a local path exactly as [`load`]; an object of a store
+/// with one small ranged read that tells the format and holds an `.npy` header, then
+/// the `.npy` data read by concurrent ranges into the tensor ([`npy::load_remote`]),
+/// or an `.npz` archive opened by its central directory alone
+/// ([`npz::NpzArchive::open_remote`]). `mmap: Some(true)` is refused for an object
+/// (there is no local file to map).
+pub fn load_location(loc: &Location, opts: &npy::LoadOptions) -> Result<Loaded> {
+    let r = match loc {
+        Location::Local(p) => return load(p, opts),
+        Location::Remote(r) => r,
+    };
+    if opts.mmap == Some(true) {
+        return Err(crate::location::no_mmap_remote(r.as_str()));
+    }
+    let obj = RemoteObject::open(r)?;
+    let head = npy::remote::read_head(&obj)?;
+    match FileFormat::sniff(&head).or_else(|| ext_format(loc)) {
+        Some(FileFormat::Npz) => Ok(Loaded::Archive(npz::NpzArchive::open_remote(obj)?)),
+        Some(f @ (FileFormat::Safetensors | FileFormat::Tfrecord)) => Err(format_err(
+            r.as_str(),
+            format!("a .{f} file, not .npy or .npz: read it with the {f} reader (tb.io)"),
+        )),
+        Some(FileFormat::Npy) | None => npy::load_remote(&obj, Some(head), opts).map(Loaded::Array),
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Element bytes.
 
@@ -276,6 +322,9 @@ pub(crate) fn for_each_piece<'a>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod remote_tests;
 
 #[cfg(test)]
 mod tests {

@@ -47,8 +47,14 @@ pub use object::{list, ObjectInfo, RemoteObject};
 pub use stream::ObjectStream;
 pub use write::{ObjectWriter, Sink, Spool};
 
+#[cfg(test)]
 pub(crate) use config::memory_store;
-pub(crate) use stream::to_io;
+
+/// Run a future on the shared runtime (tests), unwrapping the runtime's own error.
+#[cfg(test)]
+pub(crate) fn block_on_for_tests<F: std::future::Future>(f: F) -> F::Output {
+    runtime::block_on(f).expect("runtime")
+}
 
 /// Configuration of an object store: object_store's keys and values (see the
 /// [module documentation](self)).

@@ -20,9 +20,10 @@ const AHEAD: usize = 3;
 /// of the reader on the shared runtime (memory is bounded by a few chunks, whatever
 /// the object's size). Dropping the stream cancels the requests in flight.
 pub struct ObjectStream {
-    rx: mpsc::Receiver<Result<Bytes>>,
+    rx: Option<mpsc::Receiver<Result<Bytes>>>,
+    pending: Option<(RemoteObject, Vec<Range<u64>>)>,
     current: Bytes,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
     url: String,
     finished: bool,
 }
@@ -51,8 +52,23 @@ impl ObjectStream {
             pos = e;
             size = (size * 4).min(CHUNK);
         }
+        Ok(ObjectStream {
+            rx: None,
+            pending: Some((object.clone(), chunks)),
+            current: Bytes::new(),
+            task: None,
+            url: object.url().to_string(),
+            finished: false,
+        })
+    }
+
+    /// Start the read-ahead task (on the first read, so a stream made but never read
+    /// sends no request).
+    fn start(&mut self) -> io::Result<()> {
+        let Some((obj, chunks)) = self.pending.take() else {
+            return Ok(());
+        };
         let (tx, rx) = mpsc::channel(1);
-        let obj = object.clone();
         let task = spawn(async move {
             let mut gets = futures::stream::iter(chunks)
                 .map(|r| {
@@ -66,14 +82,11 @@ impl ObjectStream {
                     break;
                 }
             }
-        })?;
-        Ok(ObjectStream {
-            rx,
-            current: Bytes::new(),
-            task,
-            url: object.url().to_string(),
-            finished: false,
         })
+        .map_err(to_io)?;
+        self.rx = Some(rx);
+        self.task = Some(task);
+        Ok(())
     }
 
     /// Stream the whole object.
@@ -95,11 +108,18 @@ pub(crate) fn to_io(e: Error) -> io::Error {
 
 impl Read for ObjectStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.start()?;
         while self.current.is_empty() {
             if self.finished {
                 return Ok(0);
             }
-            match self.rx.blocking_recv() {
+            let Some(rx) = self.rx.as_mut() else {
+                return Ok(0);
+            };
+            match rx.blocking_recv() {
                 Some(Ok(b)) => self.current = b,
                 Some(Err(e)) => {
                     self.finished = true;
@@ -120,6 +140,8 @@ impl Read for ObjectStream {
 
 impl Drop for ObjectStream {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
     }
 }

@@ -222,7 +222,7 @@ fn header_too_long(n: usize) -> String {
 }
 
 /// Check magic, version and header length; return the version and the data offset.
-pub(super) fn preamble(bytes: &[u8], path: &str) -> Result<((u8, u8), usize)> {
+pub(crate) fn preamble(bytes: &[u8], path: &str) -> Result<((u8, u8), usize)> {
     let magic_len = bytes.len().min(MAGIC.len());
     if bytes.get(..magic_len) != MAGIC.get(..magic_len) {
         return Err(format_err(

@@ -57,11 +57,13 @@
 
 pub mod header;
 pub mod read;
+pub mod remote;
 pub mod write;
 
 pub use header::NpyHeader;
 pub use read::{from_bytes, load, open, read_from_parts, read_header, LoadOptions, NpyReader};
-pub use write::{save, write, NpyWriter};
+pub use remote::{load_remote, open_remote, read_header_remote};
+pub use write::{save, save_location, write, NpyWriter};
 
 pub(crate) use read::{
     build_filled, check_data_fits, convert_from, copy_as, load_opened, no_map_error, obstacle,

@@ -9,6 +9,7 @@ use crate::dtype::{Casting, DType};
 use crate::error::{Error, Result};
 use crate::format::io::relabel;
 use crate::format::{for_each_piece, io_err, AtomicFile};
+use crate::location::{Location, Sink};
 use crate::view::TensorView;
 
 use super::header::NpyHeader;
@@ -199,4 +200,17 @@ pub fn save(path: impl AsRef<Path>, view: &TensorView<'_>) -> Result<()> {
     let mut file = AtomicFile::create(path)?;
     write(&mut file, view).map_err(|e| relabel(e, &name))?;
     file.commit()
+}
+
+/// [`save`] to a location: a local path as [`save`] does; an object of a store with a
+/// multipart upload that completes only at the end (aborted on error, so nothing
+/// is left behind).
+pub fn save_location(loc: &Location, view: &TensorView<'_>) -> Result<()> {
+    if let Location::Local(p) = loc {
+        return save(p, view);
+    }
+    let name = loc.display();
+    let mut sink = Sink::create(loc, false)?;
+    write(&mut sink, view).map_err(|e| relabel(e, &name))?;
+    sink.commit()
 }

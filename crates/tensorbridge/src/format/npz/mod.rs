@@ -51,13 +51,15 @@ use zip::{CompressionMethod, ZipArchive};
 use super::npy::{self, LoadOptions, NpyHeader, NpyReader};
 use super::{format_err, io_err};
 use crate::error::{Error, Result};
+use crate::location::{Location, RemoteObject};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use crate::view::TensorView;
 
+mod remote;
 pub mod write;
 
-pub use write::{save, NpzWriter};
+pub use write::{save, save_location, NpzWriter};
 
 /// The most uncompressed bytes deflate can produce per compressed byte.
 const DEFLATE_MAX_RATIO: u64 = 1032;
@@ -111,7 +113,7 @@ pub struct NpzMember {
 /// can be loaded from several threads.
 pub struct NpzArchive {
     path: String,
-    storage: Arc<Storage>,
+    source: Source,
     members: Vec<NpzMember>,
     by_name: HashMap<String, usize>,
 }
@@ -123,6 +125,14 @@ impl std::fmt::Debug for NpzArchive {
             .field("members", &self.members)
             .finish()
     }
+}
+
+/// Where an archive's bytes are.
+enum Source {
+    /// One shared mapping (or buffer) of the whole archive.
+    Mapped(Arc<Storage>),
+    /// An object of a store, read by ranges when members are accessed.
+    Remote(RemoteObject),
 }
 
 /// `Read + Seek` over shared storage, for the zip crate's directory reader.
@@ -300,10 +310,48 @@ impl NpzArchive {
         }
         Ok(NpzArchive {
             path: path.to_string(),
-            storage,
+            source: Source::Mapped(storage),
             members,
             by_name,
         })
+    }
+
+    /// Open the archive at `loc`: a local file as [`NpzArchive::open`] does; an
+    /// object of a store by reading only its end-of-central-directory record and
+    /// central directory (a suffix read, rarely two or three) — no member data.
+    pub fn open_location(loc: &Location) -> Result<NpzArchive> {
+        match loc {
+            Location::Local(p) => Self::open(p),
+            Location::Remote(r) => Self::open_remote(RemoteObject::open(r)?),
+        }
+    }
+
+    /// Open the archive in an opened object of a store (see
+    /// [`NpzArchive::open_location`]). Its members' `data_start` is the offset of
+    /// their local header: the data follows it, found when the member is read.
+    pub fn open_remote(object: RemoteObject) -> Result<NpzArchive> {
+        let path = object.url().to_string();
+        let members = remote::read_directory(&object, &path)?;
+        let mut by_name = HashMap::with_capacity(members.len());
+        let mut unique = Vec::with_capacity(members.len());
+        for m in members {
+            if by_name.contains_key(&m.name) {
+                continue; // the first of duplicate names wins
+            }
+            by_name.insert(m.name.clone(), unique.len());
+            unique.push(m);
+        }
+        Ok(NpzArchive {
+            path,
+            source: Source::Remote(object),
+            members: unique,
+            by_name,
+        })
+    }
+
+    /// Whether the archive is an object of a store (read by ranges).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.source, Source::Remote(_))
     }
 
     /// The archive's path (or the name given to [`NpzArchive::from_bytes`]).
@@ -341,9 +389,19 @@ impl NpzArchive {
         self.by_name.get(name).map(|&i| &self.members[i])
     }
 
-    /// The shared mapping (or buffer) of the whole archive.
-    pub fn storage(&self) -> &Arc<Storage> {
-        &self.storage
+    /// The shared mapping (or buffer) of the whole archive; `None` for an object of
+    /// a store.
+    pub fn storage(&self) -> Option<&Arc<Storage>> {
+        match &self.source {
+            Source::Mapped(s) => Some(s),
+            Source::Remote(_) => None,
+        }
+    }
+
+    /// The shared mapping, for the paths that only local archives take.
+    fn mapped(&self) -> Result<&Arc<Storage>> {
+        self.storage()
+            .ok_or_else(|| Error::InvalidArgument(format!("{}: not a local archive", self.path)))
     }
 
     fn find(&self, name: &str) -> Result<(&NpzMember, String)> {
@@ -362,7 +420,7 @@ impl NpzArchive {
 
     /// The member's bytes in the archive (compressed, if it is).
     fn raw_bytes(&self, m: &NpzMember, label: &str) -> Result<&[u8]> {
-        let bytes = self.storage.as_slice();
+        let bytes = self.mapped()?.as_slice();
         usize::try_from(m.data_start)
             .ok()
             .zip(usize::try_from(m.compressed_size).ok())
@@ -387,7 +445,10 @@ impl NpzArchive {
         m: &NpzMember,
         label: &str,
     ) -> Result<CheckedReader<Box<dyn Read + Send + 's>>> {
-        let raw = self.raw_bytes(m, label)?;
+        let raw: Box<dyn Read + Send + 's> = match &self.source {
+            Source::Mapped(_) => Box::new(self.raw_bytes(m, label)?),
+            Source::Remote(obj) => remote::member_raw(obj, m, label)?,
+        };
         let inner: Box<dyn Read + Send + 's> = match m.compression {
             Compression::Stored => {
                 if m.size != m.compressed_size {
@@ -440,6 +501,9 @@ impl NpzArchive {
     /// decompressed).
     pub fn header(&self, name: &str) -> Result<NpyHeader> {
         let (m, label) = self.find(name)?;
+        if let Source::Remote(obj) = &self.source {
+            return remote::member_header(obj, m, &label);
+        }
         if m.compression == Compression::Stored {
             let raw = self.raw_bytes(m, &label)?;
             return NpyHeader::parse(raw, &label);
@@ -464,8 +528,11 @@ impl NpzArchive {
     pub fn load(&self, name: &str, opts: &LoadOptions) -> Result<Tensor> {
         let (m, label) = self.find(name)?;
         match m.compression {
-            Compression::Stored => self.load_stored(m, &label, opts),
+            Compression::Stored if !self.is_remote() => self.load_stored(m, &label, opts),
             _ => {
+                if self.is_remote() && opts.mmap == Some(true) {
+                    return Err(crate::location::no_mmap_remote(&label));
+                }
                 if opts.mmap == Some(true) {
                     return Err(format_err(
                         &label,
@@ -475,7 +542,7 @@ impl NpzArchive {
                         ),
                     ));
                 }
-                self.load_deflated(m, &label, opts)
+                self.load_streamed(m, &label, opts)
             }
         }
     }
@@ -498,7 +565,8 @@ impl NpzArchive {
         npy::check_data_fits(&header, raw.len() as u64, label)?;
         // In bounds: `raw` lies inside the storage and the data inside `raw`.
         let offset = m.data_start as usize + header.data_offset;
-        let base = self.storage.as_ptr() as usize;
+        let storage = self.mapped()?;
+        let base = storage.as_ptr() as usize;
         let map = match (
             opts.mmap,
             npy::obstacle(&header, stored, target, base, offset)?,
@@ -509,7 +577,7 @@ impl NpzArchive {
         };
         if map {
             return Tensor::from_storage(
-                self.storage.clone(),
+                storage.clone(),
                 stored,
                 header.shape.clone(),
                 header.strides(),
@@ -524,7 +592,7 @@ impl NpzArchive {
             return Err(format_err(label, crc_mismatch(crc.sum(), m.crc32)));
         }
         let view = TensorView::new(
-            self.storage.as_slice(),
+            storage.as_slice(),
             stored,
             header.shape.clone(),
             header.strides(),
@@ -534,7 +602,9 @@ impl NpzArchive {
         npy::copy_as(&view, target, opts.casting)
     }
 
-    fn load_deflated(&self, m: &NpzMember, label: &str, opts: &LoadOptions) -> Result<Tensor> {
+    /// A member read as a stream (deflated, or of a remote archive): decompressed
+    /// and read straight into the tensor's buffer, its CRC-32 checked at the end.
+    fn load_streamed(&self, m: &NpzMember, label: &str, opts: &LoadOptions) -> Result<Tensor> {
         let mut reader = NpyReader::new(self.member_stream(m, label)?, label)?;
         let header = reader.header().clone();
         let stored = header.resolve_dtype(opts.dtype, label)?;

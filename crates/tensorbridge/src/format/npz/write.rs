@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::io::relabel;
 use crate::format::npy::{self, ElementSink, NpyHeader};
 use crate::format::{io_err, AtomicFile};
+use crate::location::{Location, Sink};
 use crate::view::TensorView;
 
 /// A streaming `.npz` writer: members one after another, each either whole
@@ -147,4 +148,24 @@ pub fn save(
     }
     let file = w.finish().map_err(|e| relabel(e, &name))?;
     file.commit()
+}
+
+/// [`save`] to a location: a local path as [`save`] does; an object of a store is
+/// written to a temporary local file (the zip writer seeks back) and uploaded with
+/// a multipart upload at the end — aborted on error, so nothing is left behind.
+pub fn save_location(
+    loc: &Location,
+    members: &[(&str, TensorView<'_>)],
+    compress: bool,
+) -> Result<()> {
+    if let Location::Local(p) = loc {
+        return save(p, members, compress);
+    }
+    let name = loc.display();
+    let mut w = NpzWriter::new(Sink::create(loc, true)?, compress);
+    for (member, view) in members {
+        w.add(member, view).map_err(|e| relabel(e, &name))?;
+    }
+    let sink = w.finish().map_err(|e| relabel(e, &name))?;
+    sink.commit()
 }
