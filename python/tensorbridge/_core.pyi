@@ -15,6 +15,8 @@ from ._dtypes import DType
 
 _DTypeLike: TypeAlias = Any
 _PathLike: TypeAlias = Union[str, os.PathLike[str]]
+# object_store's configuration keys and values (URL paths only).
+_StorageOptions: TypeAlias = Optional[dict[str, str]]
 _ArrayLike: TypeAlias = Union[np.ndarray, Tensor]
 _IndexItem: TypeAlias = Union[SupportsIndex, slice, None, "ellipsis"]
 _FormatName: TypeAlias = Literal["npy", "npz", "safetensors", "tfrecord"]
@@ -107,13 +109,28 @@ def can_cast(from_: _DTypeLike, /, to: _DTypeLike, casting: str) -> bool: ...
 
 # --- .npy / .npz files and format detection (tensorbridge.format in the core) --------
 
-def detect_format(path: _PathLike) -> Optional[_FormatName]: ...
+# A ``str`` path may be a URL of an object store (s3://, gs://, az://, http(s)://...).
+def detect_format(path: _PathLike, storage_options: _StorageOptions = None) -> Optional[_FormatName]: ...
 def load(
-    path: _PathLike, mmap: Optional[bool] = None, dtype: Optional[_DTypeLike] = None
+    path: _PathLike,
+    mmap: Optional[bool] = None,
+    dtype: Optional[_DTypeLike] = None,
+    storage_options: _StorageOptions = None,
 ) -> Union[Tensor, NpzArchiveHandle]: ...
-def load_npy(path: _PathLike, mmap: Optional[bool] = None, dtype: Optional[_DTypeLike] = None) -> Tensor: ...
-def save_npy(path: _PathLike, item: _ArrayLike) -> None: ...
-def save_npz(path: _PathLike, names: Sequence[str], items: list[Any], compress: bool = False) -> None: ...
+def load_npy(
+    path: _PathLike,
+    mmap: Optional[bool] = None,
+    dtype: Optional[_DTypeLike] = None,
+    storage_options: _StorageOptions = None,
+) -> Tensor: ...
+def save_npy(path: _PathLike, item: _ArrayLike, storage_options: _StorageOptions = None) -> None: ...
+def save_npz(
+    path: _PathLike,
+    names: Sequence[str],
+    items: list[Any],
+    compress: bool = False,
+    storage_options: _StorageOptions = None,
+) -> None: ...
 def convert_file(
     src: _PathLike,
     dst: _PathLike,
@@ -126,7 +143,7 @@ def convert_file(
 class NpzArchiveHandle:
     """An opened ``.npz`` archive; members are read when loaded."""
 
-    def __new__(cls, path: _PathLike) -> NpzArchiveHandle: ...
+    def __new__(cls, path: _PathLike, storage_options: _StorageOptions = None) -> NpzArchiveHandle: ...
     def keys(self) -> list[str]: ...
     def __len__(self, /) -> int: ...
     def __contains__(self, key: str, /) -> bool: ...

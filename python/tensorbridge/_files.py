@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, BinaryIO, Iterator, Optional, Union
+from typing import Any, BinaryIO, Dict, Iterator, Optional, Union
 
 from . import _core
 from ._convert import Tensor, _array_args, _as_array
@@ -13,13 +13,34 @@ from ._dtypes import dtype as _dtype
 __all__ = ["load", "save", "savez", "NpzFile", "convert_file"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+StorageOptions = Optional[Dict[str, str]]
+
+_STORAGE_DOC = """
+    ``path`` may also be a URL of an object store: ``s3://bucket/key``, ``gs://``,
+    ``az://`` / ``abfs(s)://``, ``http(s)://`` (``file://`` is a local path).
+    ``storage_options`` configures its store with object_store's keys (e.g.
+    ``{"aws_endpoint": "http://127.0.0.1:9000", "aws_region": "us-east-1"}``), over
+    the environment as boto3 reads it (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``...).
+"""
+
+
+def _path(path: PathLike) -> Any:
+    """A path argument as the core takes it: a ``str`` (path or URL) stays one."""
+    return path if isinstance(path, str) else os.fspath(path)
 
 
 def _item(x: Any) -> Any:
     return x if isinstance(x, Tensor) else _array_args(_as_array(x))
 
 
-def load(path: Union[PathLike, BinaryIO], *, mmap: Optional[bool] = None, dtype: Any = None) -> Union[Tensor, "NpzFile"]:
+def load(
+    path: Union[PathLike, BinaryIO],
+    *,
+    mmap: Optional[bool] = None,
+    dtype: Any = None,
+    storage_options: StorageOptions = None,
+) -> Union[Tensor, "NpzFile"]:
     """Load a ``.npy`` file as a :class:`Tensor`, or open a ``.npz`` archive as a lazy
     read-only :class:`NpzFile`.
 
@@ -29,6 +50,14 @@ def load(path: Union[PathLike, BinaryIO], *, mmap: Optional[bool] = None, dtype:
     used as it lies (native byte order, aligned) and is at least 1 MiB, else reads.
     ``dtype`` casts on the way (one pass); it is required to read bfloat16 arrays
     that ``np.save`` wrote (NumPy stores them as 2-byte voids, ``'<V2'``).
+
+    A URL (see below) is read with ranged requests: an ``.npy`` object's header with
+    one small read, then its data with concurrent ranged reads into the tensor (in
+    memory: ``mmap=True`` raises ``ValueError``); an ``.npz`` object by its central
+    directory alone, each member read only when accessed. Errors name the URL:
+    ``FileNotFoundError`` (no such object or bucket), ``PermissionError`` (refused
+    credentials), ``ValueError`` (an unsupported scheme), ``OSError`` (a failure that
+    outlasted the bounded retries, or an object replaced while it was read).
 
     ``path`` may also be a binary file object, as for ``np.load``: anything with
     ``read`` (``io.BytesIO``, an open file, an fsspec file), read from its current
@@ -40,10 +69,9 @@ def load(path: Union[PathLike, BinaryIO], *, mmap: Optional[bool] = None, dtype:
     target = None if dtype is None else _dtype(dtype)
     if hasattr(path, "read") and not isinstance(path, (str, bytes, os.PathLike)):
         return _load_fileobj(path, mmap, target)
-    path = os.fspath(path)
     # The core's one detection rule (first bytes, else extension), in the same read
     # as an .npy header.
-    loaded = _core.load(path, mmap, target)
+    loaded = _core.load(_path(path), mmap, target, storage_options)
     if isinstance(loaded, _core.NpzArchiveHandle):
         return NpzFile._from_handle(loaded, mmap=mmap, dtype=target)
     return loaded
@@ -144,25 +172,36 @@ def _load_fileobj(f: Any, mmap: Optional[bool], target: Any) -> Union[Tensor, "N
     return _core.load_npy_parts(head[:offset], data, name, mmap, target)
 
 
-def save(path: PathLike, x: Any) -> None:
+def save(path: PathLike, x: Any, *, storage_options: StorageOptions = None) -> None:
     """Write ``x`` to a ``.npy`` file (version 1.0 unless the header needs more).
 
     The file appears under its name only when complete (written to a temporary name,
     then renamed). bfloat16 is written as NumPy does (``'<V2'``): read it back with
     ``np.load(path).view(ml_dtypes.bfloat16)`` or ``tb.load(path, dtype=tb.bfloat16)``.
+
+    To a URL the array is sent with a multipart upload: the object appears only when
+    complete, and an error aborts the upload, leaving nothing behind.
     """
-    _core.save_npy(os.fspath(path), _item(x))
+    _core.save_npy(_path(path), _item(x), storage_options)
 
 
-def savez(path: PathLike, *, compress: bool = False, **named: Any) -> None:
+def savez(
+    path: PathLike,
+    *,
+    compress: bool = False,
+    storage_options: StorageOptions = None,
+    **named: Any,
+) -> None:
     """Write named arrays to a ``.npz`` archive that ``np.load`` reads.
 
     Stored (uncompressed) members' data start on 64-byte boundaries, so
     :func:`load` maps them zero-copy. ``compress=True`` deflates every member.
-    Written atomically (temporary name, then rename).
+    Written atomically (temporary name, then rename); to a URL, written to a
+    temporary local file and uploaded at the end (a multipart upload, aborted on
+    error). (``compress`` and ``storage_options`` cannot be member names.)
     """
     names = list(named)
-    _core.save_npz(os.fspath(path), names, [_item(named[n]) for n in names], compress)
+    _core.save_npz(_path(path), names, [_item(named[n]) for n in names], compress, storage_options)
 
 
 def convert_file(
@@ -216,10 +255,22 @@ class NpzFile(Mapping):
 
     After :meth:`close`, reading members raises ``ValueError`` (tensors already
     loaded stay valid).
+
+    ``path`` may be a URL of an object store (``storage_options`` as for
+    :func:`load`): opening reads only the archive's central directory, and each
+    member is read with ranged requests when accessed (deflated members inflate as
+    they stream in).
     """
 
-    def __init__(self, path: PathLike, *, mmap: Optional[bool] = None, dtype: Any = None) -> None:
-        self._init(_core.NpzArchiveHandle(os.fspath(path)), mmap, dtype)
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        mmap: Optional[bool] = None,
+        dtype: Any = None,
+        storage_options: StorageOptions = None,
+    ) -> None:
+        self._init(_core.NpzArchiveHandle(_path(path), storage_options), mmap, dtype)
 
     @classmethod
     def _from_handle(cls, handle: Any, *, mmap: Optional[bool], dtype: Any) -> "NpzFile":

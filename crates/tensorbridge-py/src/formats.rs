@@ -13,7 +13,12 @@ use tensorbridge::format::npy::{self, LoadOptions};
 use tensorbridge::format::npz::{self, NpzArchive};
 use tensorbridge::format::{self, FileFormat};
 
-use crate::{parse_casting, parse_dtype, Held, OrPy, PyTensor};
+use tensorbridge::location::{Location, RemoteObject};
+
+use crate::{location, parse_casting, parse_dtype, Held, OrPy, PyTensor};
+
+/// `storage_options`: object_store's configuration keys and values.
+type Options = std::collections::BTreeMap<String, String>;
 
 fn options(mmap: Option<bool>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<LoadOptions> {
     Ok(LoadOptions {
@@ -25,31 +30,45 @@ fn options(mmap: Option<bool>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Loa
 
 /// Load a `.npy` file. `mmap`: `True` maps the file (zero-copy, read-only),
 /// `False` reads it, `None` lets tensorbridge choose (see `tensorbridge.load`).
+/// `path` may be a URL (`storage_options` configure its store).
 #[pyfunction]
-#[pyo3(signature = (path, mmap=None, dtype=None))]
+#[pyo3(signature = (path, mmap=None, dtype=None, storage_options=None))]
 fn load_npy(
     py: Python<'_>,
-    path: PathBuf,
+    path: &Bound<'_, PyAny>,
     mmap: Option<bool>,
     dtype: Option<&Bound<'_, PyAny>>,
+    storage_options: Option<Options>,
 ) -> PyResult<PyTensor> {
     let opts = options(mmap, dtype)?;
-    let t = py.allow_threads(|| npy::load(&path, &opts)).or_py()?;
+    let loc = location(path, storage_options)?;
+    let t = py
+        .allow_threads(|| match &loc {
+            Location::Local(p) => npy::load(p, &opts),
+            Location::Remote(r) => npy::load_remote(&RemoteObject::open(r)?, None, &opts),
+        })
+        .or_py()?;
     Ok(PyTensor { inner: t })
 }
 
 /// `tb.load`: the `.npy` file's tensor, or an `NpzArchiveHandle` for an `.npz`
 /// archive — by the core's one detection rule (first bytes, else extension).
+/// `path` may be a URL (`storage_options` configure its store).
 #[pyfunction]
-#[pyo3(signature = (path, mmap=None, dtype=None))]
+#[pyo3(signature = (path, mmap=None, dtype=None, storage_options=None))]
 fn load(
     py: Python<'_>,
-    path: PathBuf,
+    path: &Bound<'_, PyAny>,
     mmap: Option<bool>,
     dtype: Option<&Bound<'_, PyAny>>,
+    storage_options: Option<Options>,
 ) -> PyResult<PyObject> {
     let opts = options(mmap, dtype)?;
-    match py.allow_threads(|| format::load(&path, &opts)).or_py()? {
+    let loc = location(path, storage_options)?;
+    match py
+        .allow_threads(|| format::load_location(&loc, &opts))
+        .or_py()?
+    {
         format::Loaded::Array(t) => Ok(Py::new(py, PyTensor { inner: t })?.into_any()),
         format::Loaded::Archive(a) => Ok(Py::new(
             py,
@@ -61,25 +80,36 @@ fn load(
     }
 }
 
-/// Write one array to a `.npy` file (atomically: temporary name, then rename).
+/// Write one array to a `.npy` file (atomically: temporary name, then rename) or
+/// object (a multipart upload, aborted on error).
 #[pyfunction]
-fn save_npy(py: Python<'_>, path: PathBuf, item: &Bound<'_, PyAny>) -> PyResult<()> {
+#[pyo3(signature = (path, item, storage_options=None))]
+fn save_npy(
+    py: Python<'_>,
+    path: &Bound<'_, PyAny>,
+    item: &Bound<'_, PyAny>,
+    storage_options: Option<Options>,
+) -> PyResult<()> {
+    let loc = location(path, storage_options)?;
     let held = Held::extract(item, "the array to save")?;
     let view = held.view()?;
-    py.allow_threads(|| npy::save(&path, &view)).or_py()
+    py.allow_threads(|| npy::save_location(&loc, &view))
+        .or_py()
 }
 
 /// Write named arrays to a `.npz` archive (atomically). Stored members' data is
 /// 64-byte aligned so they map zero-copy.
 #[pyfunction]
-#[pyo3(signature = (path, names, items, compress=false))]
+#[pyo3(signature = (path, names, items, compress=false, storage_options=None))]
 fn save_npz(
     py: Python<'_>,
-    path: PathBuf,
+    path: &Bound<'_, PyAny>,
     names: Vec<String>,
     items: &Bound<'_, PyList>,
     compress: bool,
+    storage_options: Option<Options>,
 ) -> PyResult<()> {
+    let loc = location(path, storage_options)?;
     if names.len() != items.len() {
         return Err(PyValueError::new_err("one name per array"));
     }
@@ -90,7 +120,7 @@ fn save_npz(
         .collect::<PyResult<Vec<_>>>()?;
     let views = held.iter().map(Held::view).collect::<PyResult<Vec<_>>>()?;
     let members: Vec<(&str, _)> = names.iter().map(String::as_str).zip(views).collect();
-    py.allow_threads(|| npz::save(&path, &members, compress))
+    py.allow_threads(|| npz::save_location(&loc, &members, compress))
         .or_py()
 }
 
@@ -104,8 +134,16 @@ struct NpzArchiveHandle {
 #[pymethods]
 impl NpzArchiveHandle {
     #[new]
-    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let archive = py.allow_threads(|| NpzArchive::open(&path)).or_py()?;
+    #[pyo3(signature = (path, storage_options=None))]
+    fn open(
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        storage_options: Option<Options>,
+    ) -> PyResult<Self> {
+        let loc = location(path, storage_options)?;
+        let archive = py
+            .allow_threads(|| NpzArchive::open_location(&loc))
+            .or_py()?;
         Ok(NpzArchiveHandle {
             archive: Arc::new(archive),
         })
@@ -174,9 +212,16 @@ impl NpzArchiveHandle {
 /// The format of the file at `path` (`"npy"`, `"npz"`, `"safetensors"`,
 /// `"tfrecord"`), by its first bytes, else its extension; `None` if neither tells.
 #[pyfunction]
-fn detect_format(py: Python<'_>, path: PathBuf) -> Option<&'static str> {
-    py.allow_threads(|| format::detect(&path))
-        .map(FileFormat::name)
+#[pyo3(signature = (path, storage_options=None))]
+fn detect_format(
+    py: Python<'_>,
+    path: &Bound<'_, PyAny>,
+    storage_options: Option<Options>,
+) -> PyResult<Option<&'static str>> {
+    let loc = location(path, storage_options)?;
+    Ok(py
+        .allow_threads(|| format::detect_location(&loc))
+        .map(FileFormat::name))
 }
 
 /// Convert the file `src` to `dst` (formats by content and extension), streaming;

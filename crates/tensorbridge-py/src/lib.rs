@@ -17,6 +17,7 @@ use pyo3::exceptions::{PyIndexError, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use tensorbridge::location::Location;
 use tensorbridge::{Casting, Error};
 
 pub(crate) use array::Held;
@@ -33,6 +34,11 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         Error::UnknownDType(_) | Error::CastNotAllowed { .. } => PyTypeError::new_err(msg),
         Error::Index(_) => PyIndexError::new_err(msg),
         Error::Alloc(_) => PyMemoryError::new_err(msg),
+        Error::NotFound { .. } => pyo3::exceptions::PyFileNotFoundError::new_err(msg),
+        Error::PermissionDenied { .. } => pyo3::exceptions::PyPermissionError::new_err(msg),
+        Error::ObjectChanged { .. } | Error::Remote { .. } => {
+            pyo3::exceptions::PyOSError::new_err(msg)
+        }
         Error::Io { ref source, .. } => match source.kind() {
             std::io::ErrorKind::NotFound => pyo3::exceptions::PyFileNotFoundError::new_err(msg),
             std::io::ErrorKind::PermissionDenied => {
@@ -51,6 +57,19 @@ impl<T, E: Into<Error>> OrPy<T> for Result<T, E> {
     fn or_py(self) -> PyResult<T> {
         self.map_err(|e| to_py(e.into()))
     }
+}
+
+/// A path argument → a location: a `str` is a local path or a URL (configured by
+/// `storage_options`), any other path-like object a local path.
+pub(crate) fn location(
+    path: &Bound<'_, PyAny>,
+    storage_options: Option<std::collections::BTreeMap<String, String>>,
+) -> PyResult<Location> {
+    let opts = storage_options.unwrap_or_default();
+    if let Ok(s) = path.extract::<String>() {
+        return Location::parse(&s, &opts).or_py();
+    }
+    Ok(Location::Local(path.extract::<std::path::PathBuf>()?))
 }
 
 /// A casting-mode name → `Casting` (the core's one parser and message).
