@@ -21,6 +21,11 @@ from s3_server import list_keys, moto_auth_enabled, pending_uploads
 
 SHAPES = [(), (0,), (3, 0, 2), (7,), (4, 5), (2, 3, 4)]
 
+# Features of branch objstore not landed yet (development only; removed at the end).
+PENDING_IO = pytest.mark.xfail(strict=True, reason="tb.io.* with URLs not landed yet")
+PENDING_CONVERT = pytest.mark.xfail(strict=True, reason="convert_file with URLs not landed yet")
+PENDING_CLI = pytest.mark.xfail(strict=True, reason="CLI with URLs not landed yet")
+
 
 def sample(name, shape, seed=0):
     rng = np.random.default_rng(seed)
@@ -37,9 +42,6 @@ def variants(name):
         if a.dtype.itemsize > 1 and name != "bfloat16":
             yield f"{shape}-swapped", a.astype(a.dtype.newbyteorder())
 
-
-# While branch objstore's Python API (URLs + storage_options) has not landed.
-pytestmark = pytest.mark.xfail(strict=True, reason="URLs and storage_options in the Python API not landed yet")
 
 def npy_bytes(a):
     buf = io.BytesIO()
@@ -169,6 +171,7 @@ def test_savez_read_by_numpy(s3_server, s3_bucket, compress):
 # --- TFRecord and safetensors ----------------------------------------------------------
 
 
+@PENDING_IO
 @pytest.mark.parametrize("compression", [None, "GZIP"])
 def test_tfrecord_round_trip(s3_server, s3_bucket, tmp_path, compression):
     client, so = s3_server.client, s3_server.storage_options
@@ -204,6 +207,7 @@ def test_tfrecord_round_trip(s3_server, s3_bucket, tmp_path, compression):
             assert bits(rec[k].numpy()) == bits(a[i]), k
 
 
+@PENDING_IO
 def test_tfrecord_shards_to_a_prefix(s3_server, s3_bucket):
     so = s3_server.storage_options
     x = np.arange(10, dtype=np.float32)
@@ -214,6 +218,7 @@ def test_tfrecord_shards_to_a_prefix(s3_server, s3_bucket):
     assert got == list(x)
 
 
+@PENDING_IO
 def test_safetensors_round_trip(s3_server, s3_bucket):
     client, so = s3_server.client, s3_server.storage_options
     named = {name: sample(name, (3, 4), seed=i) for i, name in enumerate(NAMES) if name != "complex128"}
@@ -241,6 +246,7 @@ def test_safetensors_round_trip(s3_server, s3_bucket):
 # --- convert and the CLI ---------------------------------------------------------------
 
 
+@PENDING_CONVERT
 def test_convert_file_either_side_remote(s3_server, s3_bucket, tmp_path):
     client, so = s3_server.client, s3_server.storage_options
     a = np.asfortranarray(sample("float32", (40, 30)))
@@ -270,6 +276,7 @@ def aws_env(endpoint):
     return env
 
 
+@PENDING_CLI
 def test_cli_inspect_and_convert_remote(s3_server, s3_bucket, tmp_path):
     client = s3_server.client
     a = sample("int16", (8, 9))
@@ -298,6 +305,11 @@ def test_missing_object_and_bucket(s3_server, s3_bucket):
     for url in (f"s3://{s3_bucket}/missing.npy", "s3://no-such-bucket-tb/x.npy", f"s3://{s3_bucket}/missing.npz"):
         with pytest.raises(FileNotFoundError, match=url.replace(".", r"\.")):
             tb.load(url, storage_options=so)
+
+
+@PENDING_IO
+def test_missing_object_io(s3_server, s3_bucket):
+    so = s3_server.storage_options
     with pytest.raises(FileNotFoundError, match="missing.safetensors"):
         tb.io.load_safetensors(f"s3://{s3_bucket}/missing.safetensors", storage_options=so)
     with pytest.raises(FileNotFoundError, match="missing.tfrecord"):

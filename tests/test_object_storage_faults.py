@@ -17,9 +17,6 @@ from conftest import bits, wait_threads
 from s3_server import list_keys, pending_uploads
 
 
-# While branch objstore's Python API (URLs + storage_options) has not landed.
-pytestmark = pytest.mark.xfail(strict=True, reason="URLs and storage_options in the Python API not landed yet")
-
 def npy_bytes(a):
     buf = io.BytesIO()
     np.save(buf, a)
