@@ -35,6 +35,16 @@ def opts(proxy, **extra):
     return so
 
 
+# Development marks (removed or resolved before the branch is handed over).
+PENDING_IO = pytest.mark.xfail(strict=True, reason="tb.io.* with URLs not landed yet")
+PENDING_CLI = pytest.mark.xfail(strict=True, reason="CLI with URLs not landed yet")
+UPLOAD_LEFT_OPEN = pytest.mark.xfail(
+    strict=True,
+    reason="objstore bug: a part that fails surfaces in ObjectWriter::commit -> WriteMultipart::finish, "
+    "which returns the error before aborting; commit has moved the upload out, so Drop cannot abort it",
+)
+
+
 def run_bounded(fn, limit=60.0):
     """Run ``fn`` in a thread; its result or exception, or AssertionError if it is still
     running after ``limit`` seconds (a hang, not a slow test: the bound is generous)."""
@@ -135,6 +145,7 @@ def test_server_that_refuses_connections(s3_server, s3_bucket, s3_proxy):
     assert list_keys(s3_server.client, s3_bucket) == ["r.npy"]
 
 
+@PENDING_IO
 def test_server_stops_mid_iteration_of_tfrecords(s3_server, s3_bucket, s3_proxy, tmp_path):
     x = np.random.default_rng(0).standard_normal((2000, 256)).astype(np.float32)
     local = tmp_path / "r.tfrecord"
@@ -202,7 +213,7 @@ def test_npz_replaced_after_open(s3_server, s3_bucket, s3_proxy):
 # --- atomic writes ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size_mib", [1, 24])
+@pytest.mark.parametrize("size_mib", [1, pytest.param(24, marks=UPLOAD_LEFT_OPEN)])
 def test_writer_failing_mid_way_leaves_nothing(s3_server, s3_bucket, s3_proxy, size_mib):
     """Uploads fail after the first part (single PUT or multipart): no object, and no
     multipart upload left open."""
@@ -231,9 +242,12 @@ def test_writer_failing_mid_way_leaves_nothing(s3_server, s3_bucket, s3_proxy, s
 
 
 def test_cut_upload_response_leaves_nothing_or_the_whole_object(s3_server, s3_bucket, s3_proxy):
+    """The answers to part uploads are cut (the upload's id is known, so it can be
+    aborted; a cut answer to CreateMultipartUpload itself would leave an upload whose id
+    the client never learnt)."""
     client = s3_server.client
-    a = np.arange(3 << 20, dtype=np.int32)
-    s3_proxy.match = lambda method, path, headers: method in ("PUT", "POST")
+    a = np.arange(6 << 20, dtype=np.int32)  # 24 MiB: three parts
+    s3_proxy.match = lambda method, path, headers: method == "PUT"
     s3_proxy.cut_next(1000, after=0)
     url = f"s3://{s3_bucket}/c.npy"
     out = run_bounded(lambda: tb.save(url, a, storage_options=opts(s3_proxy, max_retries=1, retry_timeout=3)))
@@ -283,6 +297,7 @@ def test_one_member_of_a_large_remote_npz_transfers_little(big_npz, s3_proxy):
     assert s3_proxy.bytes_down < 2 << 20  # info reads the member's header only
 
 
+@PENDING_CLI
 def test_cli_inspect_of_a_large_remote_npz_reads_headers_only(big_npz, s3_proxy):
     import os
 
