@@ -82,6 +82,16 @@ def s3fs_fs(endpoint: str):
 
 
 def rss_mib() -> float:
+    """Peak RSS of this process so far, MiB. VmHWM, not ``ru_maxrss``: on Linux
+    ``ru_maxrss`` survives ``exec`` and so counts the forking parent (this script, which
+    holds the server's objects) for every child; VmHWM belongs to the new image."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
@@ -295,8 +305,18 @@ def main() -> None:
         print(f"{c:22s} {s:8.2f} {total / s / 1e6:8.0f} {peak:13.0f} {above:14.0f} "
               f"{(lim / s if lim else float('nan')):12.0%} {(boto / s if boto else float('nan')):8.2f}x")
 
-    # Listing + headers of many small objects, through the counting proxy.
+    # Requests and bytes for one object, through the counting proxy.
     proxy = FaultProxy(("127.0.0.1", server._server.server_port))
+    print(f"\nOne {args.mib} MiB object through the counting proxy")
+    print(f"{'contender':22s} {'requests':>9s} {'MiB down':>9s}")
+    one = [c for c in contenders if c in ("boto3", "s3fs", "tb.load")]
+    for c in one:
+        proxy.reset_counts()
+        r = run_child(["--child", c, proxy.endpoint, bucket, keys[0]])
+        if r is not None:
+            print(f"{c:22s} {proxy.request_count:9d} {proxy.bytes_down / 2**20:9.2f}")
+
+    # Listing + headers of many small objects, through the counting proxy.
     prefix = "many/"
     with ThreadPoolExecutor(8) as ex:
         list(ex.map(lambda i: client.put_object(Bucket=bucket, Key=f"{prefix}{i:05d}.npy",

@@ -354,3 +354,31 @@ def test_failed_write_leaves_nothing(s3_server, s3_bucket):
         tb.io.save_safetensors(f"s3://{s3_bucket}/bad.safetensors", {"c": np.zeros(2, np.complex128)}, storage_options=so)
     assert list_keys(client, s3_bucket) == []
     assert pending_uploads(client, s3_bucket) == []
+
+
+# --- tb.load(fileobj) over an fsspec (s3fs) file -----------------------------------------
+
+
+def test_load_from_an_s3fs_file_object(s3_server, s3_bucket):
+    import s3fs
+
+    client = s3_server.client
+    fs = s3fs.S3FileSystem(key="testing", secret="testing",
+                           client_kwargs={"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"})
+    a = np.asfortranarray(sample("float64", (30, 20))).astype(">f8")
+    put(client, s3_bucket, "f.npy", npy_bytes(a))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, a=a, b=np.arange(5, dtype=np.uint16))
+    put(client, s3_bucket, "f.npz", buf.getvalue())
+    with fs.open(f"{s3_bucket}/f.npy", "rb") as f:
+        t = tb.load(f)
+        assert f.tell() == len(npy_bytes(a))
+    assert f"{s3_bucket}/f.npy" in f.path
+    assert bits(t.numpy()) == bits(native(a))
+    with fs.open(f"{s3_bucket}/f.npz", "rb") as f:
+        z = tb.load(f)
+    with np.load(io.BytesIO(buf.getvalue())) as want:
+        for k in want:
+            assert bits(z[k].numpy()) == bits(native(want[k])), k
+    with fs.open(f"{s3_bucket}/f.npy", "rb") as f, pytest.raises(ValueError, match="mmap"):
+        tb.load(f, mmap=True)
