@@ -64,3 +64,24 @@ def test_missing_object_and_mmap(s3):
         tb.load("s3://smoke/b.npy", mmap=True, storage_options=opts)
     with pytest.raises(ValueError, match="s3://"):
         tb.load("ftp://host/x.npy")
+
+
+def test_load_from_file_objects(tmp_path):
+    a = np.arange(12, dtype=">i4").reshape(3, 4)
+    buf = io.BytesIO()
+    np.save(buf, a)
+    buf.seek(0)
+    t = tb.load(buf)
+    np.testing.assert_array_equal(t.numpy(), a)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x=a, y=np.ones(2, np.float16))
+    buf.seek(0)
+    z = tb.load(buf)
+    assert sorted(z.keys()) == ["x", "y"]
+    np.testing.assert_array_equal(z["x"].numpy(), a)
+    p = tmp_path / "f.npy"
+    np.save(p, a)
+    with open(p, "rb") as f:
+        np.testing.assert_array_equal(tb.load(f).numpy(), np.load(p))
+    with open(p, "rb") as f, pytest.raises(ValueError, match="mmap"):
+        tb.load(f, mmap=True)

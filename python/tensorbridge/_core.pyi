@@ -117,6 +117,9 @@ def load(
     dtype: Optional[_DTypeLike] = None,
     storage_options: _StorageOptions = None,
 ) -> Union[Tensor, NpzArchiveHandle]: ...
+def load_bytes(
+    data: bytes, name: str, mmap: Optional[bool] = None, dtype: Optional[_DTypeLike] = None
+) -> Union[Tensor, NpzArchiveHandle]: ...
 def load_npy(
     path: _PathLike,
     mmap: Optional[bool] = None,
@@ -138,6 +141,7 @@ def convert_file(
     casting: str = "unsafe",
     member: Optional[str] = None,
     compress: bool = False,
+    storage_options: _StorageOptions = None,
 ) -> None: ...
 
 class NpzArchiveHandle:
@@ -164,14 +168,19 @@ def npz_from_bytes(data: bytes, name: str) -> NpzArchiveHandle: ...
 # --- TFRecord and safetensors files (user API in tensorbridge.io) ---------------------
 
 def write_tfrecord(
-    path: _PathLike, names: Sequence[str], tensors: Sequence[Tensor], shards: int = 1, gzip: bool = False
+    path: _PathLike,
+    names: Sequence[str],
+    tensors: Sequence[Tensor],
+    shards: int = 1,
+    gzip: bool = False,
+    storage_options: _StorageOptions = None,
 ) -> list[str]: ...
 
 class TfRecordReader:
     """Iterates over a TFRecord file of tf.train.Example records: one dict per record
     (``bytes_list`` features as lists of ``bytes``)."""
 
-    def __new__(cls, path: _PathLike, gzip: bool = False) -> TfRecordReader: ...
+    def __new__(cls, path: _PathLike, gzip: bool = False, storage_options: _StorageOptions = None) -> TfRecordReader: ...
     def __iter__(self, /) -> TfRecordReader: ...
     def __next__(self, /) -> dict[str, Union[Tensor, list[bytes]]]: ...
     @property
@@ -180,10 +189,14 @@ class TfRecordReader:
 def parse_tensor(data: bytes) -> Tensor: ...
 def serialize_tensor(tensor: Tensor) -> bytes: ...
 def save_safetensors(
-    path: _PathLike, names: Sequence[str], tensors: Sequence[Tensor], metadata: Optional[dict[str, str]] = None
+    path: _PathLike,
+    names: Sequence[str],
+    tensors: Sequence[Tensor],
+    metadata: Optional[dict[str, str]] = None,
+    storage_options: _StorageOptions = None,
 ) -> None: ...
-def load_safetensors(path: _PathLike) -> list[tuple[str, Tensor]]: ...
-def safetensors_metadata(path: _PathLike) -> Optional[dict[str, str]]: ...
+def load_safetensors(path: _PathLike, storage_options: _StorageOptions = None) -> list[tuple[str, Tensor]]: ...
+def safetensors_metadata(path: _PathLike, storage_options: _StorageOptions = None) -> Optional[dict[str, str]]: ...
 
 # --- input pipelines (user API in tensorbridge.data) ----------------------------------
 

@@ -212,6 +212,7 @@ def convert_file(
     casting: str = "unsafe",
     member: Optional[str] = None,
     compress: bool = False,
+    storage_options: StorageOptions = None,
 ) -> None:
     """Convert the array file ``src`` to ``dst``: between ``.npy``, ``.npz``,
     ``.safetensors`` and ``.tfrecord``, streaming — what the ``tensorbridge convert``
@@ -234,10 +235,14 @@ def convert_file(
     error leaves nothing behind. Errors name the file (and member): ``ValueError`` for
     bad files, missing members and failed checked casts (with the index in the whole
     array), ``TypeError`` for a cast the casting mode refuses, ``OSError`` for I/O.
+
+    Either side may be a URL of an object store (``storage_options`` as for
+    :func:`load`, used for both): the source is read with ranged requests, the
+    destination written with a multipart upload completed only at the end.
     """
     target = None if dtype is None else _dtype(dtype)
     # Argument types and values are checked once, by the binding and the core.
-    _core.convert_file(os.fspath(src), os.fspath(dst), target, casting, member, bool(compress))
+    _core.convert_file(_path(src), _path(dst), target, casting, member, bool(compress), storage_options)
 
 
 class NpzFile(Mapping):

@@ -31,6 +31,11 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def _path(path: Any) -> Any:
+    """A path argument as the core takes it: a ``str`` (a path or a URL) stays one."""
+    return path if isinstance(path, str) else os.fspath(path)
+
+
 def _tensor(value: Any) -> Tensor:
     """A tensor for ``value`` without copying when its memory can be used as is."""
     if isinstance(value, Tensor):
@@ -67,6 +72,7 @@ def write_tfrecord(
     *,
     shards: int = 1,
     compression: Optional[str] = None,
+    storage_options: Optional[Dict[str, str]] = None,
 ) -> List[str]:
     """Write ``features`` (name → tensor or array, all with the same leading dimension
     ``n``) as ``n`` ``tf.train.Example`` records: record ``i`` holds slice ``i`` of
@@ -77,6 +83,10 @@ def write_tfrecord(
     ``compression="GZIP"`` compresses like TensorFlow's ``"GZIP"`` option. Files
     appear only once complete (written under a temporary name, then renamed).
     Returns the paths written.
+
+    ``path`` may be a URL of an object store (``s3://``, ``gs://``, ``az://``...;
+    ``storage_options`` as for :func:`tensorbridge.load`): each shard is a multipart
+    upload, completed only once every shard is written (an error aborts them all).
     """
     names, tensors = _named("features", features)
     if not names:
@@ -94,11 +104,14 @@ def write_tfrecord(
             )
     if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
         raise ValueError(f"shards must be a positive int, not {shards!r}")
-    return _core.write_tfrecord(os.fspath(path), names, tensors, shards, _gzip(compression))
+    return _core.write_tfrecord(_path(path), names, tensors, shards, _gzip(compression), storage_options)
 
 
 def read_tfrecord(
-    path_or_paths: Union[PathLike, Sequence[PathLike]], compression: Optional[str] = None
+    path_or_paths: Union[PathLike, Sequence[PathLike]],
+    compression: Optional[str] = None,
+    *,
+    storage_options: Optional[Dict[str, str]] = None,
 ) -> Iterator[Dict[str, Union[Tensor, List[bytes]]]]:
     """Yield one dict of name → feature per ``tf.train.Example`` record of the
     file(s), in order. A ``bytes_list`` holding one serialized tensor (what
@@ -109,6 +122,9 @@ def read_tfrecord(
 
     Both CRCs of every record are checked; a corrupt record raises ``ValueError``
     naming the file and the record (counted from 0).
+
+    URLs of an object store are streamed in order with read-ahead
+    (``storage_options`` as for :func:`tensorbridge.load`).
     """
     gzip = _gzip(compression)
     if isinstance(path_or_paths, (str, bytes, os.PathLike)):
@@ -118,7 +134,7 @@ def read_tfrecord(
 
     def records() -> Iterator[Dict[str, Union[Tensor, List[bytes]]]]:
         for p in paths:
-            yield from _core.TfRecordReader(os.fspath(p), gzip)
+            yield from _core.TfRecordReader(_path(p), gzip, storage_options)
 
     return records()
 
@@ -149,7 +165,11 @@ def serialize_tensor(x: Any) -> bytes:
 
 
 def save_safetensors(
-    path: PathLike, named: Mapping[str, Any], metadata: Optional[Mapping[str, str]] = None
+    path: PathLike,
+    named: Mapping[str, Any],
+    metadata: Optional[Mapping[str, str]] = None,
+    *,
+    storage_options: Optional[Dict[str, str]] = None,
 ) -> None:
     """Write ``named`` (name → tensor or array) to a safetensors file, readable by
     the ``safetensors`` package. Every dtype but complex128 (safetensors has none).
@@ -157,6 +177,9 @@ def save_safetensors(
     ``metadata``: a dict of str → str stored in the header's ``"__metadata__"``, as
     ``safetensors.numpy.save_file(..., metadata=...)`` stores it; read it back with
     :func:`safetensors_metadata` (or ``safe_open(path, "np").metadata()``).
+
+    To a URL of an object store (``storage_options`` as for :func:`tensorbridge.load`)
+    the file is sent with a multipart upload, aborted on error.
     """
     names, tensors = _named("named", named)
     if metadata is not None:
@@ -168,17 +191,22 @@ def save_safetensors(
                     f"metadata must map str to str; got {type(k).__name__} -> {type(v).__name__} ({k!r}: {v!r})"
                 )
         metadata = dict(metadata)
-    _core.save_safetensors(os.fspath(path), names, tensors, metadata)
+    _core.save_safetensors(_path(path), names, tensors, metadata, storage_options)
 
 
-def safetensors_metadata(path: PathLike) -> Optional[Dict[str, str]]:
+def safetensors_metadata(
+    path: PathLike, *, storage_options: Optional[Dict[str, str]] = None
+) -> Optional[Dict[str, str]]:
     """The ``"__metadata__"`` of a safetensors file as a dict of str → str, or
     ``None`` when the file has none — what ``safe_open(path, "np").metadata()``
-    gives. Only the header is read."""
-    return _core.safetensors_metadata(os.fspath(path))
+    gives. Only the header is read (also of a URL)."""
+    return _core.safetensors_metadata(_path(path), storage_options)
 
 
-def load_safetensors(path: PathLike) -> Dict[str, Tensor]:
+def load_safetensors(path: PathLike, *, storage_options: Optional[Dict[str, str]] = None) -> Dict[str, Tensor]:
     """Load a safetensors file: dict of name → :class:`Tensor` in file order. The file
-    is memory-mapped and aligned tensors are zero-copy views of it (``is_view``)."""
-    return dict(_core.load_safetensors(os.fspath(path)))
+    is memory-mapped and aligned tensors are zero-copy views of it (``is_view``).
+
+    A URL of an object store (``storage_options`` as for :func:`tensorbridge.load`)
+    is read header first, then its tensors' bytes with concurrent ranged reads."""
+    return dict(_core.load_safetensors(_path(path), storage_options))

@@ -10,6 +10,14 @@
 //!   and `.tfrecord` are held in memory), with a progress bar on stderr for large
 //!   inputs. `--shards N` and `--gzip` apply to a `.tfrecord` input or output.
 //!
+//! Any FILE, IN or OUT may be a URL of an object store (`s3://bucket/key`,
+//! `gs://`, `az://`, `http(s)://`...): `inspect` then reads headers only (an `.npz`
+//! object's central directory and each member's header), and `convert` reads or
+//! writes it with ranged reads and a multipart upload (with the progress bar).
+//! `--storage-option KEY=VALUE` (repeatable) configures the store with
+//! object_store's keys (`aws_endpoint`, `aws_region`, ...), over the environment
+//! (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...).
+//!
 //! On bad input the exit code is 1 and stderr gets one line naming the file and the
 //! reason; no output file is left behind.
 //!
@@ -29,6 +37,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tensorbridge::format::convert::{self, ArrayInfo, ConvertOptions};
 use tensorbridge::format::FileFormat;
+use tensorbridge::location::{is_url, Location, StorageOptions};
 use tensorbridge::{Casting, DType, Error};
 
 /// Inspect and convert array files (.npy, .npz, .safetensors, .tfrecord).
@@ -49,6 +58,10 @@ enum Command {
         /// Print one JSON document instead of a table.
         #[arg(long)]
         json: bool,
+        /// A setting of the object store of URL arguments (repeatable): KEY=VALUE
+        /// with object_store's keys, e.g. aws_endpoint=http://127.0.0.1:9000.
+        #[arg(long = "storage-option", value_name = "KEY=VALUE")]
+        storage_option: Vec<String>,
     },
     /// Convert between .npy, .npz, .safetensors and .tfrecord (input by content, output by extension).
     Convert(ConvertArgs),
@@ -67,7 +80,13 @@ impl CliError {
     /// A core error; errors that do not name a file get `path` in front.
     fn from_error(e: Error, path: &Path) -> CliError {
         match e {
-            Error::Io { .. } | Error::Format { .. } => CliError(e.to_string()),
+            Error::Io { .. }
+            | Error::Format { .. }
+            | Error::NotFound { .. }
+            | Error::PermissionDenied { .. }
+            | Error::ObjectChanged { .. }
+            | Error::Remote { .. }
+            | Error::UnsupportedScheme { .. } => CliError(e.to_string()),
             e => CliError::new(path, e),
         }
     }
@@ -102,7 +121,13 @@ where
         }
     };
     let result = match cli.command {
-        Command::Inspect { files, json } => run_inspect(&files, json),
+        Command::Inspect {
+            files,
+            json,
+            storage_option,
+        } => storage_options(&storage_option)
+            .map_err(|e| vec![e])
+            .and_then(|opts| run_inspect(&files, json, &opts)),
         Command::Convert(args) => run_convert(&args),
     };
     // Rust's stdout is buffered apart from Python's: empty it before returning.
@@ -118,6 +143,27 @@ where
             }
             1
         }
+    }
+}
+
+/// `--storage-option KEY=VALUE` flags → storage options.
+fn storage_options(flags: &[String]) -> Result<StorageOptions, CliError> {
+    flags
+        .iter()
+        .map(|f| {
+            f.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| CliError(format!("--storage-option: expected KEY=VALUE, not {f:?}")))
+        })
+        .collect()
+}
+
+/// A path argument → a location: a URL (`scheme://...`) or a local path.
+fn location(p: &Path, opts: &StorageOptions) -> Result<Location, CliError> {
+    match p.to_str() {
+        Some(s) if is_url(s) => Location::parse(s, opts).map_err(|e| CliError::from_error(e, p)),
+        _ => Ok(Location::Local(p.to_path_buf())),
     }
 }
 
@@ -153,11 +199,18 @@ fn array_json(a: &ArrayInfo) -> serde_json::Value {
     v
 }
 
-fn run_inspect(files: &[PathBuf], json: bool) -> Result<(), Vec<CliError>> {
+fn run_inspect(files: &[PathBuf], json: bool, opts: &StorageOptions) -> Result<(), Vec<CliError>> {
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for f in files {
-        match convert::inspect(f) {
+        let loc = match location(f, opts) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        match convert::inspect_location(&loc) {
             Ok((fmt, arrays)) => reports.push(FileReport {
                 path: f.display().to_string(),
                 format: fmt.name(),
@@ -284,6 +337,10 @@ struct ConvertArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// A setting of the object store of a URL input or output (repeatable):
+    /// KEY=VALUE with object_store's keys, e.g. aws_endpoint=http://127.0.0.1:9000.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE")]
+    storage_option: Vec<String>,
 }
 
 /// Inputs with more element bytes than this get a progress bar.
@@ -295,6 +352,8 @@ fn run_convert(a: &ConvertArgs) -> Result<(), Vec<CliError>> {
 
 fn convert_files(a: &ConvertArgs) -> Result<(), CliError> {
     let (inp, out) = (a.input.as_path(), a.output.as_path());
+    let store_opts = storage_options(&a.storage_option)?;
+    let (src, dst) = (location(inp, &store_opts)?, location(out, &store_opts)?);
     let casting: Casting = a
         .casting
         .parse()
@@ -306,15 +365,14 @@ fn convert_files(a: &ConvertArgs) -> Result<(), CliError> {
         .transpose()
         .map_err(|e| CliError(format!("--dtype: {e}")))?;
     // The flags' own names in the refusals of flags that do not apply.
-    let is_tfrecord = |p: &Path, input: bool| {
-        let fmt = if input {
-            tensorbridge::format::detect(p)
+    let is_tfrecord = |l: &Location, input: bool| {
+        if input {
+            tensorbridge::format::detect_location(l) == Some(FileFormat::Tfrecord)
         } else {
-            FileFormat::from_extension(p)
-        };
-        fmt == Some(FileFormat::Tfrecord)
+            l.extension().as_deref() == Some(FileFormat::Tfrecord.name())
+        }
     };
-    if (a.shards.is_some() || a.gzip) && !is_tfrecord(inp, true) && !is_tfrecord(out, false) {
+    if (a.shards.is_some() || a.gzip) && !is_tfrecord(&src, true) && !is_tfrecord(&dst, false) {
         let flag = if a.shards.is_some() {
             "--shards"
         } else {
@@ -335,9 +393,12 @@ fn convert_files(a: &ConvertArgs) -> Result<(), CliError> {
         shards: a.shards.unwrap_or(1),
         gzip: a.gzip,
     };
-    let conversion = convert::plan(inp, out, &opts).map_err(|e| CliError::from_error(e, inp))?;
+    let conversion =
+        convert::plan_locations(&src, &dst, &opts).map_err(|e| CliError::from_error(e, inp))?;
     let total = conversion.total_bytes();
-    let show = !a.quiet && total > PROGRESS_BYTES && std::io::stderr().is_terminal();
+    // Remote transfers always get the bar (they take time whatever their size).
+    let remote = src.is_remote() || dst.is_remote();
+    let show = !a.quiet && (total > PROGRESS_BYTES || remote) && std::io::stderr().is_terminal();
     let bar = if show {
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template(

@@ -1,7 +1,6 @@
 //! Python bindings for `.npy` / `.npz` files: `load`, `save`, `savez`, and `NpzFile`,
 //! a lazy read-only mapping over an archive's members.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyKeyError, PyValueError};
@@ -80,6 +79,52 @@ fn load(
     }
 }
 
+/// `tb.load` of bytes read from a file object: an `.npy` image's tensor, or an
+/// `.npz` archive held in memory — by the first bytes (`name` labels errors).
+#[pyfunction]
+#[pyo3(signature = (data, name, mmap=None, dtype=None))]
+fn load_bytes(
+    py: Python<'_>,
+    data: &[u8],
+    name: &str,
+    mmap: Option<bool>,
+    dtype: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyObject> {
+    if mmap == Some(true) {
+        return Err(PyValueError::new_err(format!(
+            "{name}: mmap=True needs a local file path; a file object is read into memory \
+             (use mmap=None or mmap=False)"
+        )));
+    }
+    let opts = options(mmap, dtype)?;
+    let loaded = py
+        .allow_threads(|| match FileFormat::sniff(data) {
+            Some(FileFormat::Npz) => {
+                NpzArchive::from_bytes(data, name).map(format::Loaded::Archive)
+            }
+            Some(f @ (FileFormat::Safetensors | FileFormat::Tfrecord)) => {
+                Err(tensorbridge::Error::Format {
+                    path: name.to_string(),
+                    reason: format!(
+                        "a .{f} file, not .npy or .npz: read it with the {f} reader (tb.io)"
+                    ),
+                })
+            }
+            _ => npy::from_bytes(data, name, &opts).map(format::Loaded::Array),
+        })
+        .or_py()?;
+    match loaded {
+        format::Loaded::Array(t) => Ok(Py::new(py, PyTensor { inner: t })?.into_any()),
+        format::Loaded::Archive(a) => Ok(Py::new(
+            py,
+            NpzArchiveHandle {
+                archive: Arc::new(a),
+            },
+        )?
+        .into_any()),
+    }
+}
+
 /// Write one array to a `.npy` file (atomically: temporary name, then rename) or
 /// object (a multipart upload, aborted on error).
 #[pyfunction]
@@ -93,8 +138,7 @@ fn save_npy(
     let loc = location(path, storage_options)?;
     let held = Held::extract(item, "the array to save")?;
     let view = held.view()?;
-    py.allow_threads(|| npy::save_location(&loc, &view))
-        .or_py()
+    py.allow_threads(|| npy::save_location(&loc, &view)).or_py()
 }
 
 /// Write named arrays to a `.npz` archive (atomically). Stored members' data is
@@ -227,16 +271,20 @@ fn detect_format(
 /// Convert the file `src` to `dst` (formats by content and extension), streaming;
 /// the core's `format::convert`, as the `tensorbridge convert` command runs it.
 #[pyfunction]
-#[pyo3(signature = (src, dst, dtype=None, casting="unsafe", member=None, compress=false))]
+#[pyo3(signature = (src, dst, dtype=None, casting="unsafe", member=None, compress=false, storage_options=None))]
+#[allow(clippy::too_many_arguments)]
 fn convert_file(
     py: Python<'_>,
-    src: PathBuf,
-    dst: PathBuf,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
     dtype: Option<&Bound<'_, PyAny>>,
     casting: &str,
     member: Option<String>,
     compress: bool,
+    storage_options: Option<Options>,
 ) -> PyResult<()> {
+    let src = location(src, storage_options.clone())?;
+    let dst = location(dst, storage_options)?;
     let opts = ConvertOptions {
         dtype: dtype.map(parse_dtype).transpose()?,
         casting: parse_casting(casting)?,
@@ -244,7 +292,7 @@ fn convert_file(
         compress,
         ..ConvertOptions::default()
     };
-    py.allow_threads(|| convert::convert_file(&src, &dst, &opts))
+    py.allow_threads(|| convert::convert_location(&src, &dst, &opts))
         .or_py()
 }
 
@@ -293,6 +341,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert_file, m)?)?;
     m.add_function(wrap_pyfunction!(detect_format, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(load_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(load_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npz, m)?)?;

@@ -5,7 +5,6 @@
 //! tensors and release the GIL for all file work.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -15,7 +14,9 @@ use pyo3::types::{PyBytes, PyDict};
 use tensorbridge::format::{safetensors, tfrecord};
 use tensorbridge::{Tensor, TensorView};
 
-use crate::{OrPy, PyTensor};
+use tensorbridge::location::Location;
+
+use crate::{location, OrPy, PyTensor};
 
 fn tensors_of(tensors: &[Bound<'_, PyTensor>]) -> Vec<Tensor> {
     tensors.iter().map(|t| t.get().inner.clone()).collect()
@@ -43,25 +44,30 @@ fn check_lengths(names: &[String], tensors: &[Bound<'_, PyTensor>]) -> PyResult<
 /// Write TFRecord files of `tf.train.Example` records, one per slice along axis 0
 /// of the tensors (which share their leading dimension). Returns the paths written.
 #[pyfunction]
-#[pyo3(signature = (path, names, tensors, shards=1, gzip=false))]
+#[pyo3(signature = (path, names, tensors, shards=1, gzip=false, storage_options=None))]
 fn write_tfrecord(
     py: Python<'_>,
-    path: PathBuf,
+    path: &Bound<'_, PyAny>,
     names: Vec<String>,
     tensors: Vec<Bound<'_, PyTensor>>,
     shards: usize,
     gzip: bool,
+    storage_options: Option<BTreeMap<String, String>>,
 ) -> PyResult<Vec<String>> {
+    let loc = location(path, storage_options)?;
     check_lengths(&names, &tensors)?;
     let tensors = tensors_of(&tensors);
     let paths = py
         .allow_threads(|| {
-            tfrecord::write_tfrecord(&path, &named_views(&names, &tensors), shards, gzip)
+            tfrecord::write_tfrecord_location(&loc, &named_views(&names, &tensors), shards, gzip)
         })
         .or_py()?;
     Ok(paths
         .into_iter()
-        .map(|p| p.to_string_lossy().into_owned())
+        .map(|p| match p {
+            Location::Local(p) => p.to_string_lossy().into_owned(),
+            remote => remote.display(),
+        })
         .collect())
 }
 
@@ -76,10 +82,16 @@ struct TfRecordReader {
 #[pymethods]
 impl TfRecordReader {
     #[new]
-    #[pyo3(signature = (path, gzip=false))]
-    fn new(py: Python<'_>, path: PathBuf, gzip: bool) -> PyResult<Self> {
+    #[pyo3(signature = (path, gzip=false, storage_options=None))]
+    fn new(
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        gzip: bool,
+        storage_options: Option<BTreeMap<String, String>>,
+    ) -> PyResult<Self> {
+        let loc = location(path, storage_options)?;
         let inner = py
-            .allow_threads(|| tfrecord::read_tfrecord(&path, gzip))
+            .allow_threads(|| tfrecord::read_tfrecord_location(&loc, gzip))
             .or_py()?;
         Ok(TfRecordReader {
             inner: Mutex::new(inner),
@@ -147,19 +159,21 @@ fn serialize_tensor<'py>(
 
 /// Write named tensors to a safetensors file, with optional string metadata.
 #[pyfunction]
-#[pyo3(signature = (path, names, tensors, metadata=None))]
+#[pyo3(signature = (path, names, tensors, metadata=None, storage_options=None))]
 fn save_safetensors(
     py: Python<'_>,
-    path: PathBuf,
+    path: &Bound<'_, PyAny>,
     names: Vec<String>,
     tensors: Vec<Bound<'_, PyTensor>>,
     metadata: Option<BTreeMap<String, String>>,
+    storage_options: Option<BTreeMap<String, String>>,
 ) -> PyResult<()> {
+    let loc = location(path, storage_options)?;
     check_lengths(&names, &tensors)?;
     let tensors = tensors_of(&tensors);
     py.allow_threads(|| {
-        safetensors::save_safetensors_with_metadata(
-            &path,
+        safetensors::save_safetensors_location(
+            &loc,
             &named_views(&names, &tensors),
             metadata.as_ref(),
         )
@@ -169,19 +183,28 @@ fn save_safetensors(
 
 /// The `"__metadata__"` of a safetensors file (`None` when it has none).
 #[pyfunction]
+#[pyo3(signature = (path, storage_options=None))]
 fn safetensors_metadata(
     py: Python<'_>,
-    path: PathBuf,
+    path: &Bound<'_, PyAny>,
+    storage_options: Option<BTreeMap<String, String>>,
 ) -> PyResult<Option<BTreeMap<String, String>>> {
-    py.allow_threads(|| safetensors::read_safetensors_metadata(&path))
+    let loc = location(path, storage_options)?;
+    py.allow_threads(|| safetensors::read_safetensors_metadata_location(&loc))
         .or_py()
 }
 
 /// Load a safetensors file (memory-mapped): `[(name, Tensor), ...]` in file order.
 #[pyfunction]
-fn load_safetensors(py: Python<'_>, path: PathBuf) -> PyResult<Vec<(String, PyTensor)>> {
+#[pyo3(signature = (path, storage_options=None))]
+fn load_safetensors(
+    py: Python<'_>,
+    path: &Bound<'_, PyAny>,
+    storage_options: Option<BTreeMap<String, String>>,
+) -> PyResult<Vec<(String, PyTensor)>> {
+    let loc = location(path, storage_options)?;
     let loaded = py
-        .allow_threads(|| safetensors::load_safetensors(&path))
+        .allow_threads(|| safetensors::load_safetensors_location(&loc))
         .or_py()?;
     Ok(loaded
         .into_iter()

@@ -19,7 +19,7 @@
 //! array, not in a chunk.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cast::cast_into;
 use crate::dtype::{ByteOrder, Casting, DType};
@@ -30,7 +30,8 @@ use crate::view::{contiguous_strides, unravel, TensorView};
 use super::io::relabel;
 use super::npy::{self, NpyHeader, NpyReader, NpyWriter};
 use super::npz::{Compression, NpzArchive, NpzWriter};
-use super::{safetensors, tfrecord, unknown_format, AtomicFile, FileFormat};
+use super::{safetensors, tfrecord, unknown_format_label, FileFormat};
+use crate::location::{Location, RemoteObject, Sink};
 
 /// Bytes of input elements per streaming step.
 const CHUNK_BYTES: usize = 8 << 20;
@@ -86,6 +87,11 @@ fn in_file(e: Error, label: &str) -> Error {
         | Error::Format { .. }
         | Error::CastNotAllowed { .. }
         | Error::UnknownDType(_)
+        | Error::NotFound { .. }
+        | Error::PermissionDenied { .. }
+        | Error::ObjectChanged { .. }
+        | Error::Remote { .. }
+        | Error::UnsupportedScheme { .. }
         | Error::Alloc(_) => e,
         e => Error::Format {
             path: label.to_string(),
@@ -107,7 +113,7 @@ struct Planned {
 pub struct Conversion {
     input: Box<dyn Input>,
     src: String,
-    dst: PathBuf,
+    dst: Location,
     dst_format: FileFormat,
     opts: ConvertOptions,
     plan: Vec<Planned>,
@@ -131,10 +137,15 @@ pub fn plan(
     dst: impl AsRef<Path>,
     opts: &ConvertOptions,
 ) -> Result<Conversion> {
-    let (src, dst) = (src.as_ref(), dst.as_ref());
-    let src_label = src.display().to_string();
-    let in_fmt = super::detect(src).ok_or_else(|| unknown_format(src))?;
-    let out_fmt = FileFormat::from_extension(dst).ok_or_else(|| unknown_format(dst))?;
+    plan_locations(&Location::local(src), &Location::local(dst), opts)
+}
+
+/// [`plan`] for locations: either side may be an object of a store (the source read
+/// by ranges, the destination written with a multipart upload completed at the end).
+pub fn plan_locations(src: &Location, dst: &Location, opts: &ConvertOptions) -> Result<Conversion> {
+    let src_label = src.display();
+    let in_fmt = super::detect_location(src).ok_or_else(|| unknown_format_label(&src_label))?;
+    let out_fmt = super::ext_format(dst).ok_or_else(|| unknown_format_label(&dst.display()))?;
     if opts.shards == 0 {
         return Err(Error::InvalidArgument("shards must be at least 1".into()));
     }
@@ -200,8 +211,8 @@ pub fn plan(
     }
     Ok(Conversion {
         input,
-        src: src.display().to_string(),
-        dst: dst.to_path_buf(),
+        src: src_label,
+        dst: dst.clone(),
         dst_format: out_fmt,
         opts: opts.clone(),
         plan,
@@ -223,7 +234,7 @@ impl Conversion {
     /// each step has converted. On error nothing is left under the destination's
     /// name (and an existing file there keeps its content).
     pub fn run(self, progress: &mut dyn FnMut(u64)) -> Result<()> {
-        let dst_label = self.dst.display().to_string();
+        let dst_label = self.dst.display();
         let out_err = |e: Error| in_file(e, &dst_label);
         let mut output = create_output(&self.dst, self.dst_format, &self.opts).map_err(out_err)?;
         let mut inbuf = vec![0u64; CHUNK_BYTES / 8];
@@ -281,6 +292,11 @@ pub fn convert_file(
     opts: &ConvertOptions,
 ) -> Result<()> {
     plan(src, dst, opts)?.run(&mut |_| {})
+}
+
+/// [`convert_file`] for locations (see [`plan_locations`]).
+pub fn convert_location(src: &Location, dst: &Location, opts: &ConvertOptions) -> Result<()> {
+    plan_locations(src, dst, opts)?.run(&mut |_| {})
 }
 
 /// A checked-cast error on one chunk, with the index made the index in the whole
@@ -387,33 +403,49 @@ trait Output {
 /// Open `path` (of format `fmt`) for reading (a `.tfrecord` input is read as
 /// `shards` shards, gzipped if `gzip`). Headers are read now, so a bad file fails
 /// before any output exists.
-fn open_input(path: &Path, fmt: FileFormat, shards: usize, gzip: bool) -> Result<Box<dyn Input>> {
+fn open_input(
+    loc: &Location,
+    fmt: FileFormat,
+    shards: usize,
+    gzip: bool,
+) -> Result<Box<dyn Input>> {
+    let label = loc.display();
     Ok(match fmt {
         FileFormat::Npy => {
-            let reader = npy::open(path)?;
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
+            let (src, header) = match loc {
+                Location::Local(p) => (NpySource::Local(p.clone()), npy::open(p)?.header().clone()),
+                Location::Remote(r) => {
+                    let obj = RemoteObject::open(r)?;
+                    let header = npy::read_header_remote(&obj)?;
+                    npy::check_data_fits(&header, obj.size(), obj.url())?;
+                    (NpySource::Remote(obj), header)
+                }
+            };
+            let file_name = match loc {
+                Location::Local(p) => p.file_name().map(|s| s.to_string_lossy().into_owned()),
+                Location::Remote(r) => Some(r.file_name().to_string()),
+            };
+            let stem = file_name
+                .map(|n| match n.rsplit_once('.') {
+                    Some((stem, _)) if !stem.is_empty() => stem.to_string(),
+                    _ => n,
+                })
                 .unwrap_or_else(|| "arr_0".into());
             Box::new(NpyInput {
-                path: path.to_path_buf(),
-                info: ArrayInfo::from_header(
-                    stem,
-                    path.display().to_string(),
-                    reader.header().clone(),
-                ),
+                src,
+                info: ArrayInfo::from_header(stem, label, header),
             })
         }
-        FileFormat::Npz => Box::new(NpzInput(NpzArchive::open(path)?)),
+        FileFormat::Npz => Box::new(NpzInput(NpzArchive::open_location(loc)?)),
         FileFormat::Safetensors => Box::new(LoadedInput::new(
-            path,
-            safetensors::load_safetensors(path)?,
+            label,
+            safetensors::load_safetensors_location(loc)?,
         )?),
         FileFormat::Tfrecord => {
-            let paths = tfrecord::shard_paths(path, shards.max(1))?;
+            let locs = tfrecord::shard_locations(loc, shards.max(1))?;
             Box::new(LoadedInput::new(
-                path,
-                tfrecord::read_tfrecord_stacked(&paths, gzip)?,
+                label,
+                tfrecord::read_tfrecord_stacked_locations(&locs, gzip)?,
             )?)
         }
     })
@@ -421,19 +453,23 @@ fn open_input(path: &Path, fmt: FileFormat, shards: usize, gzip: bool) -> Result
 
 /// Create `path` (of format `fmt`) for writing; nothing appears under its name
 /// until commit.
-fn create_output(path: &Path, fmt: FileFormat, opts: &ConvertOptions) -> Result<Box<dyn Output>> {
+fn create_output(
+    loc: &Location,
+    fmt: FileFormat,
+    opts: &ConvertOptions,
+) -> Result<Box<dyn Output>> {
     Ok(match fmt {
         FileFormat::Npy => Box::new(NpyOutput {
-            file: Some(AtomicFile::create(path)?),
+            file: Some(Sink::create(loc, false)?),
             writer: None,
-            name: path.display().to_string(),
+            name: loc.display(),
         }),
         FileFormat::Npz => Box::new(NpzOutput {
-            writer: NpzWriter::new(AtomicFile::create(path)?, opts.compress),
-            name: path.display().to_string(),
+            writer: NpzWriter::new(Sink::create(loc, true)?, opts.compress),
+            name: loc.display(),
         }),
         FileFormat::Safetensors | FileFormat::Tfrecord => Box::new(CollectOutput {
-            path: path.to_path_buf(),
+            path: loc.clone(),
             format: fmt,
             shards: opts.shards.max(1),
             gzip: opts.gzip,
@@ -446,17 +482,29 @@ fn create_output(path: &Path, fmt: FileFormat, opts: &ConvertOptions) -> Result<
 /// headers only (a `.safetensors` file is mapped, a `.tfrecord` file read whole).
 /// Errors name the file.
 pub fn inspect(path: impl AsRef<Path>) -> Result<(FileFormat, Vec<ArrayInfo>)> {
-    let path = path.as_ref();
-    let label = path.display().to_string();
-    let fmt = super::detect(path).ok_or_else(|| unknown_format(path))?;
-    let arrays = open_input(path, fmt, 1, false)
+    inspect_location(&Location::local(path))
+}
+
+/// [`inspect`] of a location: for an object of a store, headers only (an `.npz`
+/// archive's central directory and each member's header; a safetensors or TFRecord
+/// object is read whole, as a local one is).
+pub fn inspect_location(loc: &Location) -> Result<(FileFormat, Vec<ArrayInfo>)> {
+    let label = loc.display();
+    let fmt = super::detect_location(loc).ok_or_else(|| unknown_format_label(&label))?;
+    let arrays = open_input(loc, fmt, 1, false)
         .and_then(|input| input.arrays())
         .map_err(|e| in_file(e, &label))?;
     Ok((fmt, arrays))
 }
 
+/// Where an `.npy` input is.
+enum NpySource {
+    Local(std::path::PathBuf),
+    Remote(RemoteObject),
+}
+
 struct NpyInput {
-    path: PathBuf,
+    src: NpySource,
     info: ArrayInfo,
 }
 
@@ -465,7 +513,10 @@ impl Input for NpyInput {
         Ok(vec![self.info.clone()])
     }
     fn stream(&self, _name: &str) -> Result<Box<dyn ElementStream + '_>> {
-        Ok(Box::new(npy::open(&self.path)?))
+        Ok(match &self.src {
+            NpySource::Local(p) => Box::new(npy::open(p)?),
+            NpySource::Remote(obj) => Box::new(npy::open_remote(obj)?),
+        })
     }
 }
 
@@ -504,8 +555,8 @@ impl Input for NpzInput {
 }
 
 struct NpyOutput {
-    file: Option<AtomicFile>,
-    writer: Option<NpyWriter<AtomicFile>>,
+    file: Option<Sink>,
+    writer: Option<NpyWriter<Sink>>,
     name: String,
 }
 
@@ -535,7 +586,7 @@ impl Output for NpyOutput {
 }
 
 struct NpzOutput {
-    writer: NpzWriter<AtomicFile>,
+    writer: NpzWriter<Sink>,
     name: String,
 }
 
@@ -566,15 +617,12 @@ struct LoadedInput {
 }
 
 impl LoadedInput {
-    fn new(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<LoadedInput> {
+    fn new(path: String, tensors: Vec<(String, Tensor)>) -> Result<LoadedInput> {
         let tensors = tensors
             .into_iter()
             .map(|(n, t)| Ok((n, t.to_contiguous()?)))
             .collect::<Result<_>>()?;
-        Ok(LoadedInput {
-            path: path.display().to_string(),
-            tensors,
-        })
+        Ok(LoadedInput { path, tensors })
     }
 }
 
@@ -644,7 +692,7 @@ struct Collected {
 /// A `.safetensors` or `.tfrecord` output: arrays gathered in memory, the file
 /// written (atomically, by the core writers) at commit.
 struct CollectOutput {
-    path: PathBuf,
+    path: Location,
     format: FileFormat,
     shards: usize,
     gzip: bool,
@@ -705,9 +753,10 @@ impl Output for CollectOutput {
             .collect::<Result<Vec<_>>>()?;
         match self.format {
             FileFormat::Tfrecord => {
-                { tfrecord::write_tfrecord(&self.path, &views, self.shards, self.gzip) }.map(drop)
+                tfrecord::write_tfrecord_location(&self.path, &views, self.shards, self.gzip)
+                    .map(drop)
             }
-            _ => safetensors::save_safetensors(&self.path, &views),
+            _ => safetensors::save_safetensors_location(&self.path, &views, None),
         }
     }
 }

@@ -122,8 +122,13 @@ impl std::fmt::Display for FileFormat {
 
 /// The refusal for a file whose format is unknown.
 pub fn unknown_format(path: &Path) -> Error {
+    unknown_format_label(&path.display().to_string())
+}
+
+/// [`unknown_format`] for a file (or URL) named `label`.
+pub fn unknown_format_label(label: &str) -> Error {
     format_err(
-        &path.display().to_string(),
+        label,
         "unknown file type (expected a .npy, .npz, .safetensors or .tfrecord file)",
     )
 }
@@ -191,7 +196,7 @@ pub fn detect_location(loc: &Location) -> Option<FileFormat> {
     }
 }
 
-fn ext_format(loc: &Location) -> Option<FileFormat> {
+pub(crate) fn ext_format(loc: &Location) -> Option<FileFormat> {
     let ext = loc.extension()?;
     FileFormat::ALL.into_iter().find(|f| f.name() == ext)
 }

@@ -206,3 +206,269 @@ fn npz_remote_crc_mismatch_is_detected() {
         "{e}"
     );
 }
+
+#[test]
+fn safetensors_remote_round_trip_and_metadata() {
+    use super::safetensors as st;
+    let a: Vec<f32> = (0..1000).map(|i| i as f32 / 3.0).collect();
+    let b = [1i64, -2, 3];
+    let t = [
+        ("a", TensorView::from_slice(&a, &[10, 100]).unwrap()),
+        ("b", TensorView::from_slice(&b, &[3]).unwrap()),
+    ];
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert("k".to_string(), "v".to_string());
+    let url = "memory:///fmt-tests/m.safetensors";
+    st::save_safetensors_location(&loc(url), &t, Some(&meta)).unwrap();
+    let bytes = get("fmt-tests/m.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.safetensors");
+    std::fs::write(&p, &bytes).unwrap();
+    let local = st::load_safetensors(&p).unwrap();
+    let remote = st::load_safetensors_location(&loc(url)).unwrap();
+    assert_eq!(local.len(), remote.len());
+    for ((ln, lt), (rn, rt)) in local.iter().zip(&remote) {
+        assert_eq!(ln, rn);
+        same(lt, rt);
+    }
+    assert_eq!(
+        st::read_safetensors_metadata_location(&loc(url)).unwrap(),
+        Some(meta)
+    );
+    put("fmt-tests/bad.safetensors", vec![255; 16]);
+    let e = st::load_safetensors_location(&loc("memory:///fmt-tests/bad.safetensors")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("memory:///fmt-tests/bad.safetensors"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tfrecord_remote_plain_gzip_sharded() {
+    use super::tfrecord as tf;
+    let x: Vec<i32> = (0..600).collect();
+    let feats = [("x", TensorView::from_slice(&x, &[200, 3]).unwrap())];
+    for (shards, gzip) in [(1, false), (1, true), (3, true)] {
+        let url = format!("memory:///fmt-tests/r{shards}{gzip}.tfrecord");
+        let locs = tf::write_tfrecord_location(&loc(&url), &feats, shards, gzip).unwrap();
+        assert_eq!(locs.len(), shards);
+        let mut rows = vec![];
+        for l in &locs {
+            assert!(l.is_remote());
+            for ex in tf::read_tfrecord_location(l, gzip).unwrap() {
+                let ex = ex.unwrap();
+                let t = ex[0].1.as_tensor().unwrap();
+                rows.extend(t.to_vec::<i32>().unwrap());
+            }
+        }
+        assert_eq!(rows, x);
+        if shards > 1 {
+            assert!(
+                locs[1]
+                    .display()
+                    .ends_with("r3true-00001-of-00003.tfrecord"),
+                "{}",
+                locs[1].display()
+            );
+        }
+    }
+}
+
+#[test]
+fn convert_and_inspect_with_either_side_remote() {
+    use super::convert::{convert_location, inspect_location, ConvertOptions};
+    use super::FileFormat;
+    let a: Vec<i16> = (0..300).collect();
+    let va = TensorView::from_slice(&a, &[3, 100]).unwrap();
+    npy::save_location(&loc("memory:///fmt-tests/c.npy"), &va).unwrap();
+    let opts = ConvertOptions {
+        dtype: Some(DType::Float64),
+        ..Default::default()
+    };
+    // Remote → remote, remote → local, local → remote.
+    convert_location(
+        &loc("memory:///fmt-tests/c.npy"),
+        &loc("memory:///fmt-tests/c.npz"),
+        &opts,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("c.safetensors");
+    convert_location(
+        &loc("memory:///fmt-tests/c.npz"),
+        &Location::local(&local),
+        &ConvertOptions::default(),
+    )
+    .unwrap();
+    convert_location(
+        &Location::local(&local),
+        &loc("memory:///fmt-tests/c2.npy"),
+        &ConvertOptions::default(),
+    )
+    .unwrap();
+    let back =
+        match load_location(&loc("memory:///fmt-tests/c2.npy"), &LoadOptions::default()).unwrap() {
+            Loaded::Array(t) => t,
+            Loaded::Archive(_) => panic!(),
+        };
+    assert_eq!(back.dtype(), DType::Float64);
+    assert_eq!(back.shape(), &[3, 100]);
+    assert_eq!(
+        back.to_vec::<f64>().unwrap(),
+        a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>()
+    );
+    let (fmt, arrays) = inspect_location(&loc("memory:///fmt-tests/c.npz")).unwrap();
+    assert_eq!(fmt, FileFormat::Npz);
+    assert_eq!(arrays.len(), 1);
+    assert_eq!(arrays[0].name, "c");
+    assert_eq!(arrays[0].shape, vec![3, 100]);
+    // A missing source keeps its kind and names the URL.
+    let e = convert_location(
+        &loc("memory:///fmt-tests/none.npy"),
+        &loc("memory:///fmt-tests/x.npz"),
+        &opts,
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("memory:///fmt-tests/none.npy"),
+        "{e}"
+    );
+}
+
+/// A store that counts the body bytes its GETs return (what a proxy would count).
+#[derive(Debug)]
+struct Counting {
+    inner: std::sync::Arc<object_store::memory::InMemory>,
+    bytes: std::sync::atomic::AtomicU64,
+    gets: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Display for Counting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Counting")
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Counting {
+    async fn put_opts(
+        &self,
+        location: &ObjPath,
+        payload: PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjPath,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &ObjPath,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let head = options.head;
+        let r = self.inner.get_opts(location, options).await?;
+        if !head {
+            self.bytes.fetch_add(r.range.end - r.range.start, Relaxed);
+        }
+        self.gets.fetch_add(1, Relaxed);
+        Ok(r)
+    }
+    async fn delete(&self, location: &ObjPath) -> object_store::Result<()> {
+        self.inner.delete(location).await
+    }
+    fn list(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy(&self, from: &ObjPath, to: &ObjPath) -> object_store::Result<()> {
+        self.inner.copy(from, to).await
+    }
+    async fn copy_if_not_exists(&self, from: &ObjPath, to: &ObjPath) -> object_store::Result<()> {
+        self.inner.copy_if_not_exists(from, to).await
+    }
+}
+
+#[test]
+fn remote_npz_reads_only_the_directory_and_the_member_asked_for() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::Arc;
+    // 64 members of 1 MiB (stored) and 1 deflated: a 65 MiB archive.
+    let big: Vec<f32> = (0..(1 << 18)).map(|i| i as f32).collect();
+    let view = TensorView::from_slice(&big, &[1 << 18]).unwrap();
+    let names: Vec<String> = (0..64).map(|i| format!("m{i:02}")).collect();
+    let mut members: Vec<(&str, TensorView<'_>)> =
+        names.iter().map(|n| (n.as_str(), view.clone())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.npz");
+    npz::save(&p, &members, false).unwrap();
+    members.truncate(1);
+    let z = dir.path().join("small.npz");
+    npz::save(&z, &members, true).unwrap();
+    let store = Arc::new(Counting {
+        inner: Arc::new(object_store::memory::InMemory::new()),
+        bytes: Default::default(),
+        gets: Default::default(),
+    });
+    for (key, file) in [("big.npz", &p), ("small.npz", &z)] {
+        let bytes = std::fs::read(file).unwrap();
+        block_on(
+            store
+                .inner
+                .put(&ObjPath::from(key), PutPayload::from(bytes)),
+        )
+        .unwrap();
+    }
+    let obj = crate::location::RemoteObject::open_in(
+        store.clone(),
+        ObjPath::from("big.npz"),
+        "mem://big.npz",
+    )
+    .unwrap();
+    let archive = NpzArchive::open_remote(obj).unwrap();
+    assert_eq!(archive.len(), 64);
+    let opened = store.bytes.load(Relaxed);
+    assert!(opened < 64 << 10, "opening read {opened} bytes");
+    // Every member's header: a small read each.
+    for n in &names {
+        assert_eq!(archive.header(n).unwrap().shape, vec![1 << 18]);
+    }
+    let headers = store.bytes.load(Relaxed) - opened;
+    assert!(headers < 64 * 1024, "headers read {headers} bytes");
+    let before = store.bytes.load(Relaxed);
+    let t = archive.load("m37", &LoadOptions::default()).unwrap();
+    assert_eq!(t.to_vec::<f32>().unwrap(), big);
+    let member = store.bytes.load(Relaxed) - before;
+    assert!(
+        member < (1 << 20) + (16 << 10),
+        "one 1 MiB member read {member} bytes"
+    );
+    // A deflated member's header without inflating (or fetching) the rest.
+    let obj = crate::location::RemoteObject::open_in(
+        store.clone(),
+        ObjPath::from("small.npz"),
+        "mem://small.npz",
+    )
+    .unwrap();
+    let small = NpzArchive::open_remote(obj).unwrap();
+    let before = store.bytes.load(Relaxed);
+    assert_eq!(small.header("m00").unwrap().shape, vec![1 << 18]);
+    let read = store.bytes.load(Relaxed) - before;
+    assert!(read < 4096, "a deflated header read {read} bytes");
+}

@@ -21,6 +21,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use ::safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors, View
 
 use crate::dtype::{ByteOrder, DType};
 use crate::error::{Error, Result};
+use crate::location::{Location, RemoteObject, Sink};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use crate::view::{contiguous_strides, TensorView};
@@ -133,6 +135,15 @@ pub fn save_safetensors_with_metadata(
 ) -> Result<()> {
     let path = path.as_ref();
     let name = path.display().to_string();
+    let entries = entries(tensors)?;
+    let metadata: Option<HashMap<String, String>> =
+        metadata.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    ::safetensors::serialize_to_file(entries, metadata, path).map_err(|e| st_error(&name, e))
+}
+
+/// Check `tensors` (unique names, none reserved, dtypes safetensors has) and take
+/// their little-endian bytes.
+fn entries<'a>(tensors: &[(&'a str, TensorView<'a>)]) -> Result<Vec<(&'a str, Entry<'a>)>> {
     let mut entries = Vec::with_capacity(tensors.len());
     for (i, (key, view)) in tensors.iter().enumerate() {
         if tensors[..i].iter().any(|(k, _)| k == key) {
@@ -156,9 +167,7 @@ pub fn save_safetensors_with_metadata(
             },
         ));
     }
-    let metadata: Option<HashMap<String, String>> =
-        metadata.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
-    ::safetensors::serialize_to_file(entries, metadata, path).map_err(|e| st_error(&name, e))
+    Ok(entries)
 }
 
 /// The header's `"__metadata__"` of a safetensors file (`None` when it has none), as
@@ -205,6 +214,122 @@ pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>>
     let path = path.as_ref();
     let name = path.display().to_string();
     let storage = Arc::new(map_checked(path, &name)?);
+    load_storage(storage, &name)
+}
+
+/// [`load_safetensors`] of a location: a local file as there; an object of a store
+/// by its 8-byte header length and header first (checked before anything else is
+/// read), then its tensors' bytes with concurrent ranged reads into one aligned
+/// buffer that the tensors share.
+pub fn load_safetensors_location(loc: &Location) -> Result<Vec<(String, Tensor)>> {
+    let r = match loc {
+        Location::Local(p) => return load_safetensors(p),
+        Location::Remote(r) => r,
+    };
+    let obj = RemoteObject::open(r)?;
+    let name = obj.url().to_string();
+    let header = remote_header(&obj)?;
+    let mut storage = Storage::zeroed(obj.size() as usize)?;
+    let buf = storage
+        .as_mut_slice()
+        .ok_or_else(|| Error::Layout("fresh storage is not writable".into()))?;
+    buf[..header.len()].copy_from_slice(&header);
+    let start = header.len();
+    obj.read_into(start as u64, &mut buf[start..])?;
+    load_storage(Arc::new(storage), &name)
+}
+
+/// The 8-byte length and the header of a safetensors object (two small reads, or
+/// one when the header is short), validated for size against the object.
+fn remote_header(obj: &RemoteObject) -> Result<bytes::Bytes> {
+    let name = obj.url();
+    if obj.size() < 8 {
+        return Err(Error::Format {
+            path: name.to_string(),
+            reason: format!(
+                "invalid safetensors file: {} bytes, too short for the 8-byte header length",
+                obj.size()
+            ),
+        });
+    }
+    let head = obj.get_upto(0, 64 << 10)?;
+    let n = u64::from_le_bytes(head[..8].try_into().unwrap_or([0; 8]));
+    let end = n
+        .checked_add(8)
+        .filter(|&e| e <= obj.size())
+        .ok_or_else(|| Error::Format {
+            path: name.to_string(),
+            reason: format!(
+                "invalid safetensors file: a header of {n} bytes does not fit in the file"
+            ),
+        })?;
+    if end as usize <= head.len() {
+        return Ok(head.slice(..end as usize));
+    }
+    obj.get_range(0..end)
+}
+
+/// [`read_safetensors_metadata`] of a location: for an object of a store, only its
+/// header is read.
+pub fn read_safetensors_metadata_location(
+    loc: &Location,
+) -> Result<Option<BTreeMap<String, String>>> {
+    let r = match loc {
+        Location::Local(p) => return read_safetensors_metadata(p),
+        Location::Remote(r) => r,
+    };
+    let obj = RemoteObject::open(r)?;
+    let header = remote_header(&obj)?;
+    let bad = |why: String| Error::Format {
+        path: obj.url().to_string(),
+        reason: format!("invalid safetensors file: {why}"),
+    };
+    // Only the header is read: parsed as JSON here (the whole-file checks of
+    // `SafeTensors::read_metadata` need every byte).
+    let json: serde_json::Value =
+        serde_json::from_slice(&header[8..]).map_err(|e| bad(format!("bad header: {e}")))?;
+    let obj_map = json
+        .as_object()
+        .ok_or_else(|| bad("the header is not a JSON object".into()))?;
+    match obj_map.get("__metadata__") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(bad(format!("metadata value of {k:?} is not a string"))),
+            })
+            .collect::<Result<BTreeMap<_, _>>>()
+            .map(Some),
+        Some(_) => Err(bad("\"__metadata__\" is not an object".into())),
+    }
+}
+
+/// [`save_safetensors_with_metadata`] to a location: an object of a store is
+/// serialized in memory and sent with a multipart upload completed at the end
+/// (aborted on error).
+pub fn save_safetensors_location(
+    loc: &Location,
+    tensors: &[(&str, TensorView<'_>)],
+    metadata: Option<&BTreeMap<String, String>>,
+) -> Result<()> {
+    if let Location::Local(p) = loc {
+        return save_safetensors_with_metadata(p, tensors, metadata);
+    }
+    let name = loc.display();
+    let entries = entries(tensors)?;
+    let metadata: Option<HashMap<String, String>> =
+        metadata.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    let bytes = ::safetensors::serialize(entries, metadata).map_err(|e| st_error(&name, e))?;
+    let mut sink = Sink::create(loc, false)?;
+    sink.write_all(&bytes)
+        .map_err(|e| crate::format::io::core_or_io(e, &name))?;
+    sink.commit()
+}
+
+/// Load every tensor of a safetensors image held in `storage` (named `name`).
+fn load_storage(storage: Arc<Storage>, name: &str) -> Result<Vec<(String, Tensor)>> {
+    let name = name.to_string();
     let map = storage.as_slice();
 
     // Parse and validate the header (offsets cover the data exactly, sizes match

@@ -141,6 +141,29 @@ fn build(remote: &RemoteUrl, scheme: &ObjectStoreScheme) -> Result<Arc<dyn Objec
                 }
                 // A custom endpoint: path-style addressing unless asked otherwise.
                 b = b.with_virtual_hosted_style_request(false);
+                // No credentials anywhere for a custom endpoint: unsigned requests
+                // (anonymous access), never a probe of a cloud metadata service.
+                let has_creds = opts.keys().any(|k| {
+                    matches!(
+                        k.parse::<AmazonS3ConfigKey>(),
+                        Ok(AmazonS3ConfigKey::AccessKeyId
+                            | AmazonS3ConfigKey::WebIdentityTokenFile
+                            | AmazonS3ConfigKey::ContainerCredentialsRelativeUri
+                            | AmazonS3ConfigKey::ContainerCredentialsFullUri
+                            | AmazonS3ConfigKey::SkipSignature)
+                    )
+                }) || [
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_WEB_IDENTITY_TOKEN_FILE",
+                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    "AWS_SKIP_SIGNATURE",
+                ]
+                .iter()
+                .any(|v| std::env::var_os(v).is_some());
+                if !has_creds {
+                    b = b.with_skip_signature(true);
+                }
             }
             if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_ok() {
                 if let Ok(r) = std::env::var("AWS_DEFAULT_REGION") {

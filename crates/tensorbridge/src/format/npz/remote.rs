@@ -18,9 +18,10 @@ const TAIL: u64 = 16 << 10;
 /// The most a zip comment can push the record from the end.
 const MAX_TAIL: u64 = 65_535 + 22;
 /// Bytes read at a member's local header: the header, its name and extra field, and
-/// the start of the member (enough for any `.npy` header NumPy writes for up to ~20
-/// dimensions).
-const MEMBER_HEAD: usize = 30 + 1024 + 512;
+/// the start of the member — enough for the `.npy` header of an array of a few
+/// dimensions (a longer one costs a second read), and small, so that listing the
+/// headers of an archive of many members reads little.
+const MEMBER_HEAD: usize = 30 + 256 + 256;
 
 fn u16_at(b: &[u8], i: usize) -> Option<u64> {
     Some(u64::from(u16::from_le_bytes(
@@ -236,6 +237,12 @@ pub(super) fn member_header(obj: &RemoteObject, m: &NpzMember, label: &str) -> R
             first = obj.get_range(start..start + data_offset as u64)?;
         }
         return NpyHeader::parse(&first, label);
+    }
+    // Inflate the header from the bytes read with the local header when they hold
+    // it; stream further only when they do not.
+    let (_, first) = member_head(obj, m, label)?;
+    if let Ok(r) = NpyReader::new(DeflateDecoder::new(Cursor::new(first)), label) {
+        return Ok(r.header().clone());
     }
     let raw = member_raw(obj, m, label)?;
     Ok(NpyReader::new(DeflateDecoder::new(raw), label)?

@@ -74,10 +74,10 @@ pub use proto::{
     dtype_from_tf_enum, parse_tensor, serialize_tensor, tf_dtype_enum, MAX_FILL_BYTES,
 };
 pub use record::{
-    mask_crc, masked_crc32c, read_tfrecord, read_tfrecord_stacked, unmask_crc, ExampleReader,
-    RecordReader,
+    mask_crc, masked_crc32c, read_tfrecord, read_tfrecord_location, read_tfrecord_stacked,
+    read_tfrecord_stacked_locations, unmask_crc, ExampleReader, RecordReader,
 };
-pub use write::{shard_paths, write_tfrecord};
+pub use write::{shard_locations, shard_paths, write_tfrecord, write_tfrecord_location};
 
 pub(crate) fn require_little_endian() -> Result<()> {
     if cfg!(target_endian = "big") {

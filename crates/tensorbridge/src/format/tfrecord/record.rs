@@ -10,6 +10,7 @@ use std::path::Path;
 use crate::dtype::Casting;
 use crate::error::{Error, Result};
 use crate::format::io::{read_full, stream_err};
+use crate::location::{Location, ObjectStream, RemoteObject};
 use crate::tensor::Tensor;
 use crate::view::TensorView;
 
@@ -67,6 +68,32 @@ impl RecordReader {
         };
         Ok(RecordReader {
             path: name,
+            reader,
+            remaining,
+            index: 0,
+            offset: 0,
+            gzip,
+            done: false,
+        })
+    }
+
+    /// Open a TFRecord file or object: a URL is streamed in order with read-ahead
+    /// (ranged GETs of a few MiB in flight ahead of the reader).
+    pub fn open_location(loc: &Location, gzip: bool) -> Result<RecordReader> {
+        let r = match loc {
+            Location::Local(p) => return Self::open(p, gzip),
+            Location::Remote(r) => r,
+        };
+        let obj = RemoteObject::open(r)?;
+        let len = obj.size();
+        let buffered = BufReader::with_capacity(1 << 16, ObjectStream::whole(&obj)?);
+        let (reader, remaining): (Box<dyn Read + Send>, _) = if gzip {
+            (Box::new(flate2::read::MultiGzDecoder::new(buffered)), None)
+        } else {
+            (Box::new(buffered), Some(len))
+        };
+        Ok(RecordReader {
+            path: r.as_str().to_string(),
             reader,
             remaining,
             index: 0,
@@ -243,6 +270,14 @@ pub fn read_tfrecord(path: impl AsRef<Path>, gzip: bool) -> Result<ExampleReader
     })
 }
 
+/// [`read_tfrecord`] of a location (a URL is streamed with read-ahead).
+pub fn read_tfrecord_location(loc: &Location, gzip: bool) -> Result<ExampleReader> {
+    require_little_endian()?;
+    Ok(ExampleReader {
+        records: RecordReader::open_location(loc, gzip)?,
+    })
+}
+
 /// Read every record of `paths` (in order) and stack each feature along a new
 /// axis 0 — the inverse of [`write_tfrecord`](super::write_tfrecord). Every record
 /// must have the same features, all tensors (not raw `bytes_list`s), with the same
@@ -251,11 +286,20 @@ pub fn read_tfrecord_stacked<P: AsRef<Path>>(
     paths: &[P],
     gzip: bool,
 ) -> Result<Vec<(String, Tensor)>> {
+    let locs: Vec<Location> = paths.iter().map(Location::local).collect();
+    read_tfrecord_stacked_locations(&locs, gzip)
+}
+
+/// [`read_tfrecord_stacked`] of locations (URLs streamed with read-ahead).
+pub fn read_tfrecord_stacked_locations(
+    paths: &[Location],
+    gzip: bool,
+) -> Result<Vec<(String, Tensor)>> {
     let mut names: Vec<String> = Vec::new();
     let mut columns: Vec<Vec<Tensor>> = Vec::new();
     let mut first: Option<String> = None;
     for path in paths {
-        let mut reader = read_tfrecord(path, gzip)?;
+        let mut reader = read_tfrecord_location(path, gzip)?;
         loop {
             let index = reader.records.index;
             let Some(record) = reader.next_example()? else {
@@ -307,7 +351,7 @@ pub fn read_tfrecord_stacked<P: AsRef<Path>>(
         return Err(Error::Format {
             path: paths
                 .iter()
-                .map(|p| p.as_ref().display().to_string())
+                .map(|p| p.display())
                 .collect::<Vec<_>>()
                 .join(", "),
             reason: "no records: the shapes of the features are unknown".into(),

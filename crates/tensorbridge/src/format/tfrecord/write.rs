@@ -9,7 +9,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::format::gzip::ParallelGz;
-use crate::format::{AtomicFile, Elements};
+use crate::format::Elements;
+use crate::location::{Location, Sink};
 use crate::view::{checked_numel, TensorView};
 
 use super::proto::{pb, tensor_proto_prefix};
@@ -48,6 +49,28 @@ pub fn shard_paths(path: impl AsRef<Path>, shards: usize) -> Result<Vec<PathBuf>
         .collect())
 }
 
+/// [`shard_paths`] for a location: for a URL, the same names beside the object.
+pub fn shard_locations(loc: &Location, shards: usize) -> Result<Vec<Location>> {
+    match loc {
+        Location::Local(p) => Ok(shard_paths(p, shards)?
+            .into_iter()
+            .map(Location::Local)
+            .collect()),
+        Location::Remote(r) => {
+            let names = shard_paths(Path::new(r.file_name()), shards)?;
+            names
+                .iter()
+                .map(|n| {
+                    let n = n.to_str().ok_or_else(|| {
+                        Error::InvalidArgument(format!("{r}: shard name not in UTF-8"))
+                    })?;
+                    Ok(Location::Remote(r.sibling(n)?))
+                })
+                .collect()
+        }
+    }
+}
+
 /// One feature ready to stream: its message header (everything before the
 /// tensor's bytes in the record) and the elements of all rows.
 struct Column<'a> {
@@ -56,19 +79,16 @@ struct Column<'a> {
     row: usize,
 }
 
-/// Write `f`'s output to a new [`AtomicFile`] for `dest`, GZIP-compressed or not;
-/// the caller commits it.
+/// Write `f`'s output to a new [`Sink`] for `dest` (a local [`AtomicFile`](crate::format::AtomicFile)
+/// or an upload), GZIP-compressed or not; the caller commits it.
 fn write_file(
-    dest: &Path,
+    dest: &Location,
     gzip: bool,
     f: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> Result<AtomicFile> {
-    let name = dest.display().to_string();
-    let file = AtomicFile::create(dest)?;
-    let io = |e| Error::Io {
-        path: name.clone(),
-        source: e,
-    };
+) -> Result<Sink> {
+    let name = dest.display();
+    let file = Sink::create(dest, false)?;
+    let io = |e| crate::format::io::core_or_io(e, &name);
     if gzip {
         let mut w = ParallelGz::new(file, flate2::Compression::default()).map_err(io)?;
         f(&mut w).map_err(io)?;
@@ -96,8 +116,23 @@ pub fn write_tfrecord(
     shards: usize,
     gzip: bool,
 ) -> Result<Vec<PathBuf>> {
+    let locs = write_tfrecord_location(&Location::local(path), features, shards, gzip)?;
+    Ok(locs
+        .into_iter()
+        .filter_map(|l| l.as_local().map(Path::to_path_buf))
+        .collect())
+}
+
+/// [`write_tfrecord`] to a location: for a URL, every shard is a multipart upload,
+/// all completed only once every shard is written (an error aborts them all).
+/// Returns the locations written.
+pub fn write_tfrecord_location(
+    path: &Location,
+    features: &[(&str, TensorView<'_>)],
+    shards: usize,
+    gzip: bool,
+) -> Result<Vec<Location>> {
     require_little_endian()?;
-    let path = path.as_ref();
     let Some((first_name, first)) = features.first() else {
         return Err(Error::InvalidArgument(
             "write_tfrecord needs at least one feature".into(),
@@ -133,7 +168,7 @@ pub fn write_tfrecord(
             "shards must be between 1 and the number of records ({n}), not {shards}"
         )));
     }
-    let paths = shard_paths(path, shards)?;
+    let paths = shard_locations(path, shards)?;
 
     // Each record is: Example{ features(1): Features{ feature(1): entry* } } where
     // entry = { key(1): name, value(2): Feature{ bytes_list(1): BytesList{ value(1): TensorProto } } }.
@@ -200,8 +235,8 @@ pub fn write_tfrecord(
     };
 
     // Every shard is complete before any is renamed into place; on an error the
-    // dropped `AtomicFile`s remove their temporary files.
-    let files: Vec<AtomicFile> = (0..shards)
+    // dropped sinks remove their temporary files (or abort their uploads).
+    let files: Vec<Sink> = (0..shards)
         .into_par_iter()
         .map(|s| {
             let (lo, hi) = (s * n / shards, (s + 1) * n / shards);
