@@ -187,3 +187,43 @@ def s3_proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
         yield proxy
     finally:
         proxy.stop()
+
+
+def upload_mostly_zeros(client: Any, path: str, bucket: str, key: str, part: int = 8 << 20) -> str:
+    """Upload the local file ``path`` (large, mostly zeros) as ``key`` cheaply: a
+    multipart upload whose all-zero parts are server-side copies of one zero object
+    (UploadPartCopy), so only the parts holding data cross the wire. The object is
+    byte-for-byte the file: the returned multipart ETag, computed here from the file's
+    parts, is what the server must report for it."""
+    import hashlib
+
+    zero_key = f"{key}.zeros-part"
+    client.put_object(Bucket=bucket, Key=zero_key, Body=bytes(part))
+    up = client.create_multipart_upload(Bucket=bucket, Key=key)
+    parts = []
+    digests = []
+    try:
+        with open(path, "rb") as f:
+            n = 1
+            while True:
+                chunk = f.read(part)
+                if not chunk:
+                    break
+                if len(chunk) == part and not any(chunk):  # all zeros (any() on bytes: fast)
+                    r = client.upload_part_copy(Bucket=bucket, Key=key, UploadId=up["UploadId"], PartNumber=n,
+                                                CopySource={"Bucket": bucket, "Key": zero_key})
+                    etag = r["CopyPartResult"]["ETag"]
+                else:
+                    etag = client.upload_part(Bucket=bucket, Key=key, UploadId=up["UploadId"], PartNumber=n,
+                                              Body=chunk)["ETag"]
+                parts.append({"ETag": etag, "PartNumber": n})
+                digests.append(hashlib.md5(chunk).digest())
+                n += 1
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"],
+                                         MultipartUpload={"Parts": parts})
+        return f'"{hashlib.md5(b"".join(digests)).hexdigest()}-{len(digests)}"'
+    except BaseException:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"])
+        raise
+    finally:
+        client.delete_object(Bucket=bucket, Key=zero_key)

@@ -14,7 +14,7 @@ import pytest
 
 import tensorbridge as tb
 from conftest import bits, wait_threads
-from s3_server import list_keys, pending_uploads
+from s3_server import list_keys, pending_uploads, upload_mostly_zeros
 
 
 def npy_bytes(a):
@@ -36,8 +36,11 @@ def opts(proxy, **extra):
 
 
 # Development marks (removed or resolved before the branch is handed over).
-PENDING_IO = pytest.mark.xfail(strict=True, reason="tb.io.* with URLs not landed yet")
-PENDING_CLI = pytest.mark.xfail(strict=True, reason="CLI with URLs not landed yet")
+INFO_HOLDS_GIL = pytest.mark.xfail(
+    strict=True,
+    reason="objstore bug: NpzArchiveHandle.info reads a remote member's header without releasing the GIL "
+    "(an in-process server cannot answer: each request times out) and drops the error (no dtype/shape)",
+)
 UPLOAD_LEFT_OPEN = pytest.mark.xfail(
     strict=True,
     reason="objstore bug: a part that fails surfaces in ObjectWriter::commit -> WriteMultipart::finish, "
@@ -145,7 +148,6 @@ def test_server_that_refuses_connections(s3_server, s3_bucket, s3_proxy):
     assert list_keys(s3_server.client, s3_bucket) == ["r.npy"]
 
 
-@PENDING_IO
 def test_server_stops_mid_iteration_of_tfrecords(s3_server, s3_bucket, s3_proxy, tmp_path):
     x = np.random.default_rng(0).standard_normal((2000, 256)).astype(np.float32)
     local = tmp_path / "r.tfrecord"
@@ -277,7 +279,9 @@ def big_npz(s3_server, tmp_path_factory):
     small = np.random.default_rng(0).standard_normal(1 << 17)  # 1 MiB of float64
     np.savez(p, zeros=np.zeros(255 << 20, dtype=np.uint8), small=small)
     assert p.stat().st_size > 256 << 20
-    client.upload_file(str(p), bucket, "big.npz")
+    etag = upload_mostly_zeros(client, str(p), bucket, "big.npz")
+    head = client.head_object(Bucket=bucket, Key="big.npz")
+    assert head["ContentLength"] == p.stat().st_size and head["ETag"] == etag
     p.unlink()
     yield f"s3://{bucket}/big.npz", small
     client.delete_object(Bucket=bucket, Key="big.npz")
@@ -292,12 +296,8 @@ def test_one_member_of_a_large_remote_npz_transfers_little(big_npz, s3_proxy):
     t = z["small"]
     assert bits(t.numpy()) == bits(small)
     assert s3_proxy.bytes_down < 2 << 20, s3_proxy.bytes_down
-    info = z.info("zeros")
-    assert info["size"] >= 255 << 20
-    assert s3_proxy.bytes_down < 2 << 20  # info reads the member's header only
 
 
-@PENDING_CLI
 def test_cli_inspect_of_a_large_remote_npz_reads_headers_only(big_npz, s3_proxy):
     import os
 
@@ -309,6 +309,21 @@ def test_cli_inspect_of_a_large_remote_npz_reads_headers_only(big_npz, s3_proxy)
     assert r.returncode == 0, r.stderr
     assert "zeros" in r.stdout and "small" in r.stdout
     assert s3_proxy.bytes_down < 256 << 10, s3_proxy.bytes_down
+
+
+@INFO_HOLDS_GIL
+def test_npz_info_of_a_remote_member_reads_its_header(s3_server, s3_bucket, s3_proxy):
+    buf = io.BytesIO()
+    np.savez(buf, a=np.zeros((3, 4), ">f4"))
+    np.savez_compressed(buf2 := io.BytesIO(), b=np.ones(7, np.int8))
+    for key, raw, name, want in (("s.npz", buf.getvalue(), "a", ("float32", [3, 4])),
+                                 ("d.npz", buf2.getvalue(), "b", ("int8", [7]))):
+        url = put(s3_server.client, s3_bucket, key, raw)
+        z = tb.load(url, storage_options=opts(s3_proxy, timeout="1s", max_retries=0))
+        s3_proxy.reset_counts()
+        info = run_bounded(lambda: z.info(name)).get("value", {})
+        assert (info.get("dtype"), list(info.get("shape", []))) == want, info
+        assert s3_proxy.bytes_down < 16 << 10  # the member's header, not its data
 
 
 def test_no_thread_left_after_many_reads(s3_server, s3_bucket):
