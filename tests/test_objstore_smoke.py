@@ -85,3 +85,56 @@ def test_load_from_file_objects(tmp_path):
         np.testing.assert_array_equal(tb.load(f).numpy(), np.load(p))
     with open(p, "rb") as f, pytest.raises(ValueError, match="mmap"):
         tb.load(f, mmap=True)
+
+
+def _child_load(url, opts, q):
+    q.put(tb.load(url, storage_options=opts).numpy().tolist())
+
+
+def test_forked_child_reads_after_the_parent(s3):
+    # The parent's I/O runtime threads do not exist in a forked child: the child
+    # must get its own rather than hang.
+    import multiprocessing as mp
+
+    _, opts = s3
+    tb.save("s3://smoke/fork.npy", np.arange(4, dtype=np.int32), storage_options=opts)
+    assert tb.load("s3://smoke/fork.npy", storage_options=opts).numpy().tolist() == [0, 1, 2, 3]
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_load, args=("s3://smoke/fork.npy", opts, q))
+    p.start()
+    try:
+        assert q.get(timeout=60) == [0, 1, 2, 3]
+    finally:
+        p.join(timeout=60)
+    assert p.exitcode == 0
+
+
+def test_ctrl_c_cancels_a_blocked_read():
+    # A server that accepts connections and never answers: the read blocks until
+    # Ctrl-C (simulated on the main thread), which must raise KeyboardInterrupt
+    # instead of waiting for the request timeout.
+    import _thread
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    opts = {
+        "aws_endpoint": f"http://127.0.0.1:{port}",
+        "aws_region": "us-east-1",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "timeout": "600s",
+        "max_retries": "0",
+    }
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tb.load("s3://stalled/x.npy", storage_options=opts)
+    finally:
+        timer.cancel()
+        srv.close()

@@ -86,6 +86,7 @@ impl CliError {
             | Error::PermissionDenied { .. }
             | Error::ObjectChanged { .. }
             | Error::Remote { .. }
+            | Error::Interrupted
             | Error::UnsupportedScheme { .. } => CliError(e.to_string()),
             e => CliError::new(path, e),
         }

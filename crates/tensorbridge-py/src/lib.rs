@@ -34,6 +34,9 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         Error::UnknownDType(_) | Error::CastNotAllowed { .. } => PyTypeError::new_err(msg),
         Error::Index(_) => PyIndexError::new_err(msg),
         Error::Alloc(_) => PyMemoryError::new_err(msg),
+        // The KeyboardInterrupt the interrupt check took out, raised again.
+        Error::Interrupted => Python::with_gil(PyErr::take)
+            .unwrap_or_else(|| pyo3::exceptions::PyKeyboardInterrupt::new_err(msg)),
         Error::NotFound { .. } => pyo3::exceptions::PyFileNotFoundError::new_err(msg),
         Error::PermissionDenied { .. } => pyo3::exceptions::PyPermissionError::new_err(msg),
         Error::ObjectChanged { .. } | Error::Remote { .. } => {
@@ -150,9 +153,31 @@ fn stack(
     Ok(PyTensor { inner: t })
 }
 
+/// The thread that imported the module (Python's main thread): the one where
+/// signal handlers run.
+static MAIN_THREAD: std::sync::OnceLock<std::thread::ThreadId> = std::sync::OnceLock::new();
+
+/// Whether Ctrl-C is pending, for object-store I/O blocked on the main thread: runs
+/// Python's signal handlers, and keeps the exception they raise (set as the thread's
+/// current error) for `to_py` to raise again. Other threads never interrupt.
+fn interrupt_pending() -> bool {
+    if MAIN_THREAD.get() != Some(&std::thread::current().id()) {
+        return false;
+    }
+    Python::with_gil(|py| match py.check_signals() {
+        Ok(()) => false,
+        Err(e) => {
+            e.restore(py);
+            true
+        }
+    })
+}
+
 /// The compiled core of tensorbridge.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let _ = MAIN_THREAD.set(std::thread::current().id());
+    tensorbridge::location::set_interrupt_check(interrupt_pending);
     m.add_class::<PyTensor>()?;
     m.add_class::<tensor::ArrayHolder>()?;
     dtypes::register(m)?;

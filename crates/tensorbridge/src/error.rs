@@ -106,6 +106,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// Object-store I/O cancelled by an interrupt (Ctrl-C) that the embedding's check
+    /// reported (Python: the pending `KeyboardInterrupt`).
+    #[error("interrupted")]
+    Interrupted,
+
     /// Any other failure of an object store — a transient one (HTTP 5xx, 429, a reset
     /// connection, a timeout) after the bounded retries, or a bad configuration
     /// (Python: `OSError`).

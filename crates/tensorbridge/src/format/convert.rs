@@ -92,6 +92,7 @@ fn in_file(e: Error, label: &str) -> Error {
         | Error::ObjectChanged { .. }
         | Error::Remote { .. }
         | Error::UnsupportedScheme { .. }
+        | Error::Interrupted
         | Error::Alloc(_) => e,
         e => Error::Format {
             path: label.to_string(),
@@ -540,7 +541,8 @@ impl Input for NpzInput {
                         ),
                     });
                 }
-                let stored = m.compression == Compression::Stored;
+                // A remote member's data start is known only once its local header is read.
+                let stored = m.compression == Compression::Stored && !z.is_remote();
                 let mut info = ArrayInfo::from_header(m.name.clone(), label, header);
                 info.data_offset = stored.then(|| m.data_start + info.header.data_offset as u64);
                 info.compression = Some(m.compression.name().to_string());

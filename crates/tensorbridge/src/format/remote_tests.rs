@@ -323,6 +323,8 @@ fn convert_and_inspect_with_either_side_remote() {
     assert_eq!(arrays.len(), 1);
     assert_eq!(arrays[0].name, "c");
     assert_eq!(arrays[0].shape, vec![3, 100]);
+    // Where a remote member's data lies is not known from the directory alone.
+    assert_eq!(arrays[0].data_offset, None);
     // A missing source keeps its kind and names the URL.
     let e = convert_location(
         &loc("memory:///fmt-tests/none.npy"),

@@ -86,8 +86,10 @@ pub(crate) fn store_for(remote: &RemoteUrl) -> Result<StoreAndPath> {
     if scheme == ObjectStoreScheme::Memory {
         return Ok((memory_store(), path));
     }
+    // The process id too: a forked child must not reuse its parent's connections.
     let key = format!(
-        "{}://{}|{:?}|{}",
+        "{}|{}://{}|{:?}|{}",
+        std::process::id(),
         url.scheme(),
         url.host_str().unwrap_or(""),
         remote.options(),

@@ -44,6 +44,7 @@ mod stream;
 mod write;
 
 pub use object::{list, ObjectInfo, RemoteObject};
+pub use runtime::set_interrupt_check;
 pub use stream::ObjectStream;
 pub use write::{ObjectWriter, Sink, Spool};
 

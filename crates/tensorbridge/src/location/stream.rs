@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::object::RemoteObject;
-use super::runtime::spawn;
+use super::runtime::{block_on, spawn};
 use crate::error::{Error, Result};
 
 /// Bytes per ranged GET of a stream.
@@ -119,7 +119,7 @@ impl Read for ObjectStream {
             let Some(rx) = self.rx.as_mut() else {
                 return Ok(0);
             };
-            match rx.blocking_recv() {
+            match block_on(rx.recv()).map_err(to_io)? {
                 Some(Ok(b)) => self.current = b,
                 Some(Err(e)) => {
                     self.finished = true;

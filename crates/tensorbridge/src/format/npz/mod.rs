@@ -131,8 +131,9 @@ impl std::fmt::Debug for NpzArchive {
 enum Source {
     /// One shared mapping (or buffer) of the whole archive.
     Mapped(Arc<Storage>),
-    /// An object of a store, read by ranges when members are accessed.
-    Remote(RemoteObject),
+    /// An object of a store, read by ranges when members are accessed (and an empty
+    /// storage for [`NpzArchive::storage`]).
+    Remote(RemoteObject, Arc<Storage>),
 }
 
 /// `Read + Seek` over shared storage, for the zip crate's directory reader.
@@ -343,7 +344,7 @@ impl NpzArchive {
         }
         Ok(NpzArchive {
             path,
-            source: Source::Remote(object),
+            source: Source::Remote(object, Arc::new(Storage::zeroed(0)?)),
             members: unique,
             by_name,
         })
@@ -351,7 +352,7 @@ impl NpzArchive {
 
     /// Whether the archive is an object of a store (read by ranges).
     pub fn is_remote(&self) -> bool {
-        matches!(self.source, Source::Remote(_))
+        matches!(self.source, Source::Remote(..))
     }
 
     /// The archive's path (or the name given to [`NpzArchive::from_bytes`]).
@@ -389,19 +390,24 @@ impl NpzArchive {
         self.by_name.get(name).map(|&i| &self.members[i])
     }
 
-    /// The shared mapping (or buffer) of the whole archive; `None` for an object of
-    /// a store.
-    pub fn storage(&self) -> Option<&Arc<Storage>> {
+    /// The shared mapping (or buffer) of the whole archive; empty for an object of a
+    /// store (its members are read by ranges, [`NpzArchive::is_remote`]).
+    pub fn storage(&self) -> &Arc<Storage> {
         match &self.source {
-            Source::Mapped(s) => Some(s),
-            Source::Remote(_) => None,
+            Source::Mapped(s) => s,
+            Source::Remote(_, empty) => empty,
         }
     }
 
     /// The shared mapping, for the paths that only local archives take.
     fn mapped(&self) -> Result<&Arc<Storage>> {
-        self.storage()
-            .ok_or_else(|| Error::InvalidArgument(format!("{}: not a local archive", self.path)))
+        match &self.source {
+            Source::Mapped(s) => Ok(s),
+            Source::Remote(..) => Err(Error::InvalidArgument(format!(
+                "{}: not a local archive",
+                self.path
+            ))),
+        }
     }
 
     fn find(&self, name: &str) -> Result<(&NpzMember, String)> {
@@ -447,7 +453,7 @@ impl NpzArchive {
     ) -> Result<CheckedReader<Box<dyn Read + Send + 's>>> {
         let raw: Box<dyn Read + Send + 's> = match &self.source {
             Source::Mapped(_) => Box::new(self.raw_bytes(m, label)?),
-            Source::Remote(obj) => remote::member_raw(obj, m, label)?,
+            Source::Remote(obj, _) => remote::member_raw(obj, m, label)?,
         };
         let inner: Box<dyn Read + Send + 's> = match m.compression {
             Compression::Stored => {
@@ -501,7 +507,7 @@ impl NpzArchive {
     /// decompressed).
     pub fn header(&self, name: &str) -> Result<NpyHeader> {
         let (m, label) = self.find(name)?;
-        if let Source::Remote(obj) = &self.source {
+        if let Source::Remote(obj, _) = &self.source {
             return remote::member_header(obj, m, &label);
         }
         if m.compression == Compression::Stored {
