@@ -138,3 +138,16 @@ def test_ctrl_c_cancels_a_blocked_read():
     finally:
         timer.cancel()
         srv.close()
+
+
+def test_from_files_over_an_s3_glob(s3):
+    _, opts = s3
+    for i in range(3):
+        tb.save(f"s3://smoke/shards/{i}.npy", np.full((i + 1, 2), i, np.int32), storage_options=opts)
+    tb.save("s3://smoke/shards/other.txt.npy.bak", np.zeros(1), storage_options=opts)
+    ds = tb.data.Dataset.from_files("s3://smoke/shards/*.npy", storage_options=opts)
+    assert len(ds) == 6
+    rows = [r.numpy().tolist() for r in ds]
+    assert rows == [[0, 0], [1, 1], [1, 1], [2, 2], [2, 2], [2, 2]]
+    with pytest.raises(FileNotFoundError, match="s3://smoke/none/"):
+        tb.data.Dataset.from_files("s3://smoke/none/*.npy", storage_options=opts)

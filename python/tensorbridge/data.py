@@ -178,7 +178,8 @@ class Dataset:
     @staticmethod
     def from_files(paths_or_glob: Any, keys: Any = None, *, shuffle_files: bool = False,
                    seed: Optional[int] = None, cycle_length: int = 1, block_length: int = 1,
-                   on_error: str = "raise") -> "Dataset":
+                   on_error: str = "raise",
+                   storage_options: Optional[Dict[str, str]] = None) -> "Dataset":
         """Elements are the rows (axis-0 slices) of many ``.npy`` files, or of chosen
         members of ``.npz`` files, read lazily.
 
@@ -196,11 +197,24 @@ class Dataset:
         after its last row. A file missing, corrupt or changed mid-stream raises an
         error naming it; ``on_error="skip"`` skips it with a ``RuntimeWarning``
         instead (the cardinality then overstates the elements).
+
+        Paths may be URLs of an object store (``"s3://bucket/train/*.npy"``;
+        ``storage_options`` as for :func:`tensorbridge.load`): a pattern is matched
+        over one listing of its prefix (sorted, like a local glob), headers are read
+        with small ranged reads, and each file is read into memory by concurrent
+        ranged reads when it is opened (at most ``cycle_length`` at once).
         """
         import glob as _glob
         import os
 
-        if isinstance(paths_or_glob, (str, os.PathLike)):
+        if isinstance(paths_or_glob, str) and "://" in paths_or_glob and not paths_or_glob.startswith("file://"):
+            if _glob.has_magic(paths_or_glob):
+                paths = _core.glob_urls(paths_or_glob, storage_options)
+                if not paths:
+                    raise FileNotFoundError(f"from_files: no objects match {paths_or_glob!r}")
+            else:
+                paths = [paths_or_glob]
+        elif isinstance(paths_or_glob, (str, os.PathLike)):
             p = os.fspath(paths_or_glob)
             if _glob.has_magic(p):
                 paths = sorted(_glob.glob(p))
@@ -219,7 +233,8 @@ class Dataset:
         if seed is not None:
             seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
         ds = _core._Dataset.from_files(paths, key_list, bool(shuffle_files), seed,
-                                       int(cycle_length), int(block_length), str(on_error))
+                                       int(cycle_length), int(block_length), str(on_error),
+                                       storage_options)
         return Dataset(ds, struct)
 
     @staticmethod

@@ -148,7 +148,7 @@ impl PyDataset {
     /// See `tensorbridge.data.Dataset.from_files`. Reads the headers with the GIL
     /// released.
     #[staticmethod]
-    #[pyo3(signature = (paths, keys=None, shuffle_files=false, seed=None, cycle_length=1, block_length=1, on_error="raise"))]
+    #[pyo3(signature = (paths, keys=None, shuffle_files=false, seed=None, cycle_length=1, block_length=1, on_error="raise", storage_options=None))]
     #[allow(clippy::too_many_arguments)]
     fn from_files(
         py: Python<'_>,
@@ -159,6 +159,7 @@ impl PyDataset {
         cycle_length: i64,
         block_length: i64,
         on_error: &str,
+        storage_options: Option<std::collections::BTreeMap<String, String>>,
     ) -> PyResult<PyDataset> {
         let opts = FilesOptions {
             keys,
@@ -167,6 +168,7 @@ impl PyDataset {
             cycle_length,
             block_length,
             on_error: OnError::from_name(on_error).or_py()?,
+            storage_options: storage_options.unwrap_or_default(),
         };
         let (ds, warnings) = py
             .allow_threads(|| Dataset::from_files(paths, opts))

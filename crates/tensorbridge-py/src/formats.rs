@@ -336,12 +336,32 @@ fn npz_from_bytes(py: Python<'_>, data: &[u8], name: &str) -> PyResult<NpzArchiv
     })
 }
 
+/// The URLs of the objects matching the glob `pattern` (a URL whose key holds `*`,
+/// `?`, `[...]` or `**`), sorted: one listing of the pattern's literal prefix.
+#[pyfunction]
+#[pyo3(signature = (pattern, storage_options=None))]
+fn glob_urls(
+    py: Python<'_>,
+    pattern: &str,
+    storage_options: Option<Options>,
+) -> PyResult<Vec<String>> {
+    let loc = Location::parse(pattern, &storage_options.unwrap_or_default()).or_py()?;
+    let Location::Remote(r) = loc else {
+        return Err(PyValueError::new_err(format!("{pattern}: not a URL")));
+    };
+    let found = py
+        .allow_threads(|| tensorbridge::location::glob(&r))
+        .or_py()?;
+    Ok(found.into_iter().map(|o| o.url).collect())
+}
+
 /// Add this module's functions and classes to `tensorbridge._core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert_file, m)?)?;
     m.add_function(wrap_pyfunction!(detect_format, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(load_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(glob_urls, m)?)?;
     m.add_function(wrap_pyfunction!(load_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npz, m)?)?;

@@ -55,6 +55,8 @@ pub struct FilesOptions {
     pub block_length: i64,
     /// What to do with files that are missing, corrupt or disagree with the others.
     pub on_error: OnError,
+    /// Configuration of the object store of paths given as URLs (`s3://...`).
+    pub storage_options: crate::location::StorageOptions,
 }
 
 impl Default for FilesOptions {
@@ -66,6 +68,7 @@ impl Default for FilesOptions {
             cycle_length: 1,
             block_length: 1,
             on_error: OnError::Raise,
+            storage_options: Default::default(),
         }
     }
 }
@@ -76,8 +79,10 @@ pub(crate) fn plan_files(
     paths: Vec<PathBuf>,
     opts: &FilesOptions,
 ) -> Result<(Vec<FileEntry>, FilesPlan, Vec<String>)> {
-    use crate::format::{npy, npz::NpzArchive};
+    use super::remote_files as rf;
+    use crate::format::npy;
     use rayon::prelude::*;
+    let so = &opts.storage_options;
     if paths.is_empty() {
         return Err(Error::InvalidArgument("from_files: no files given".into()));
     }
@@ -92,8 +97,8 @@ pub(crate) fn plan_files(
         if k.is_empty() {
             return Err(Error::InvalidArgument("from_files: keys is empty".into()));
         }
-    } else if crate::format::detect(&paths[0]) == Some(crate::format::FileFormat::Npz) {
-        let a = NpzArchive::open(&paths[0])?;
+    } else if rf::detect(&paths[0], so) == Some(crate::format::FileFormat::Npz) {
+        let a = rf::open_npz(&paths[0], so)?;
         let names: Vec<String> = a.names().map(String::from).collect();
         if names.len() != 1 {
             return Err(Error::InvalidArgument(format!(
@@ -109,9 +114,9 @@ pub(crate) fn plan_files(
     let read = |p: &PathBuf| -> Result<Heads> {
         let name = p.display().to_string();
         let heads: Vec<(npy::NpyHeader, String)> = match &keys {
-            None => vec![(npy::read_header(p)?, name.clone())],
+            None => vec![(rf::npy_header(p, so)?, name.clone())],
             Some(keys) => {
-                let a = NpzArchive::open(p)?;
+                let a = rf::open_npz(p, so)?;
                 keys.iter()
                     .map(|k| Ok((a.header(k)?, format!("{name}:{k}"))))
                     .collect::<Result<_>>()?
@@ -196,6 +201,7 @@ pub(crate) fn plan_files(
         keys,
         spec,
         on_error: opts.on_error,
+        storage_options: opts.storage_options.clone(),
         cycle_length: usize::try_from(opts.cycle_length).unwrap_or(usize::MAX),
         block_length: usize::try_from(opts.block_length).unwrap_or(usize::MAX),
     };
@@ -218,6 +224,7 @@ pub(crate) struct FilesPlan {
     /// Per component: dtype and row shape, which every file must match.
     pub(crate) spec: Vec<(DType, Vec<usize>)>,
     pub(crate) on_error: OnError,
+    pub(crate) storage_options: crate::location::StorageOptions,
     pub(crate) cycle_length: usize,
     pub(crate) block_length: usize,
 }
@@ -229,8 +236,9 @@ fn label(path: &std::path::Path) -> String {
 /// Load the chosen arrays of one file (memory-mapped where the bytes allow) and
 /// check them against the plan: dtype, row shape, and the row count its header had.
 pub(crate) fn open_file(entry: &FileEntry, plan: &FilesPlan) -> Result<Vec<Tensor>> {
-    use crate::format::npy::{self, LoadOptions};
-    use crate::format::npz::NpzArchive;
+    use super::remote_files as rf;
+    use crate::format::npy::LoadOptions;
+    let so = &plan.storage_options;
     let name = label(&entry.path);
     let load = |f: &dyn Fn(&LoadOptions) -> Result<Tensor>| -> Result<Tensor> {
         // Map when the bytes can be used as they lie; else a converted copy.
@@ -248,11 +256,11 @@ pub(crate) fn open_file(entry: &FileEntry, plan: &FilesPlan) -> Result<Vec<Tenso
         }
     };
     let tensors = match &plan.keys {
-        None => vec![load(&|o| npy::load(&entry.path, o))?],
+        None => vec![load(&|o| rf::load_npy(&entry.path, so, o))?],
         Some(keys) => {
-            let archive = NpzArchive::open(&entry.path)?;
+            let archive = rf::open_npz(&entry.path, so)?;
             keys.iter()
-                .map(|k| load(&|o| archive.load(k, o)))
+                .map(|k| load(&|o| archive.load(k, &rf::member_options(&archive, o))))
                 .collect::<Result<Vec<_>>>()?
         }
     };

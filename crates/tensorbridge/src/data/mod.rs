@@ -91,6 +91,7 @@ mod files;
 mod map;
 pub mod ops;
 pub mod prefetch;
+mod remote_files;
 mod rng;
 mod run;
 pub mod shuffle;

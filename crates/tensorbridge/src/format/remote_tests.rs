@@ -474,3 +474,31 @@ fn remote_npz_reads_only_the_directory_and_the_member_asked_for() {
     let read = store.bytes.load(Relaxed) - before;
     assert!(read < 4096, "a deflated header read {read} bytes");
 }
+
+#[test]
+fn many_headers_at_once() {
+    let a = [1u8, 2, 3];
+    for i in 0..100 {
+        let v = TensorView::from_slice(&a[..i % 3 + 1], &[i % 3 + 1]).unwrap();
+        npy::save_location(&loc(&format!("memory:///fmt-tests/h/{i:03}.npy")), &v).unwrap();
+    }
+    let mut urls: Vec<_> = (0..100)
+        .map(
+            |i| match loc(&format!("memory:///fmt-tests/h/{i:03}.npy")) {
+                Location::Remote(r) => r,
+                Location::Local(_) => panic!(),
+            },
+        )
+        .collect();
+    urls.push(match loc("memory:///fmt-tests/h/missing.npy") {
+        Location::Remote(r) => r,
+        Location::Local(_) => panic!(),
+    });
+    let got = npy::read_headers_remote(&urls).unwrap();
+    for (i, r) in got[..100].iter().enumerate() {
+        let (obj, h) = r.as_ref().unwrap();
+        assert_eq!(h.shape, vec![i % 3 + 1]);
+        assert!(obj.url().ends_with(&format!("{i:03}.npy")));
+    }
+    assert!(matches!(got[100], Err(Error::NotFound { .. })));
+}

@@ -38,15 +38,19 @@ use crate::error::{Error, Result};
 
 mod config;
 mod errors;
+mod glob;
 mod object;
 mod runtime;
 mod stream;
 mod write;
 
+pub use glob::{glob, has_wildcard};
 pub use object::{list, ObjectInfo, RemoteObject};
 pub use runtime::set_interrupt_check;
 pub use stream::ObjectStream;
 pub use write::{ObjectWriter, Sink, Spool};
+
+pub(crate) use runtime::block_on;
 
 #[cfg(test)]
 pub(crate) use config::memory_store;

@@ -73,6 +73,20 @@ impl RemoteObject {
         })
     }
 
+    /// [`Self::open`] as a future (for many objects opened concurrently).
+    pub(crate) async fn open_async(remote: &RemoteUrl) -> Result<RemoteObject> {
+        let (store, path) = store_for(remote)?;
+        let url = remote.as_str();
+        let meta = store.head(&path).await.map_err(|e| store_err(url, e))?;
+        Ok(RemoteObject {
+            store,
+            path,
+            url: url.to_string(),
+            size: meta.size,
+            etag: meta.e_tag,
+        })
+    }
+
     /// The object's URL.
     pub fn url(&self) -> &str {
         &self.url

@@ -192,3 +192,40 @@ fn lists_a_prefix_sorted() {
         ]
     );
 }
+
+#[test]
+fn globs_a_prefix_listing_sorted() {
+    for k in [
+        "g/b1.npy",
+        "g/a2.npy",
+        "g/a1.npz",
+        "g/sub/a3.npy",
+        "gx/a4.npy",
+    ] {
+        put(&format!("loc-tests/{k}"), vec![0; 3]);
+    }
+    let urls = |p: &str| -> Vec<String> {
+        glob(&remote(p))
+            .unwrap()
+            .into_iter()
+            .map(|o| o.url)
+            .collect()
+    };
+    assert_eq!(
+        urls("memory:///loc-tests/g/*.npy"),
+        [
+            "memory:///loc-tests/g/a2.npy",
+            "memory:///loc-tests/g/b1.npy"
+        ]
+    );
+    assert_eq!(
+        urls("memory:///loc-tests/g/**.npy"),
+        [
+            "memory:///loc-tests/g/a2.npy",
+            "memory:///loc-tests/g/b1.npy",
+            "memory:///loc-tests/g/sub/a3.npy"
+        ]
+    );
+    assert!(urls("memory:///loc-tests/g/*.tfrecord").is_empty());
+    assert!(has_wildcard("s3://b/*.npy") && !has_wildcard("s3://b/x.npy"));
+}

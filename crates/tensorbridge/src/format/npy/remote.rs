@@ -8,8 +8,9 @@ use super::header::{preamble, NpyHeader};
 use super::read::{build_filled, check_data_fits, convert_from, obstacle};
 use super::{LoadOptions, NpyReader};
 use crate::error::Result;
-use crate::location::{no_mmap_remote, ObjectStream, RemoteObject};
+use crate::location::{block_on, no_mmap_remote, ObjectStream, RemoteObject, RemoteUrl};
 use crate::tensor::Tensor;
+use futures::StreamExt;
 
 /// Bytes of the first read: any header NumPy writes (up to ~100 dimensions), and
 /// enough to tell any format by.
@@ -36,6 +37,34 @@ pub(crate) fn header_from_head(obj: &RemoteObject, head: Bytes) -> Result<NpyHea
 /// Read just the header of the `.npy` object `obj`.
 pub fn read_header_remote(obj: &RemoteObject) -> Result<NpyHeader> {
     header_from_head(obj, read_head(obj)?)
+}
+
+/// Headers fetched at once, at most this many objects in flight.
+pub const HEADERS_IN_FLIGHT: usize = 64;
+
+/// Open the `.npy` objects `urls` and read their headers concurrently (at most
+/// [`HEADERS_IN_FLIGHT`] in flight: a HEAD and one small ranged read each, rarely
+/// two), in the order given; each result names its URL on error. What a dataset over
+/// thousands of objects needs to know its length in seconds.
+pub fn read_headers_remote(urls: &[RemoteUrl]) -> Result<Vec<Result<(RemoteObject, NpyHeader)>>> {
+    block_on(
+        futures::stream::iter(urls)
+            .map(|u| async move {
+                let obj = RemoteObject::open_async(u).await?;
+                let head = obj.get_async(0..obj.size().min(HEAD as u64)).await?;
+                let (_, data_offset) = preamble(&head, obj.url())?;
+                let bytes = if data_offset > head.len() && data_offset as u64 <= obj.size() {
+                    obj.get_async(0..data_offset as u64).await?
+                } else {
+                    head
+                };
+                let header = NpyHeader::parse(&bytes, obj.url())?;
+                check_data_fits(&header, obj.size(), obj.url())?;
+                Ok((obj, header))
+            })
+            .buffered(HEADERS_IN_FLIGHT)
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// Load the `.npy` object `obj` into an owned tensor; `head`: its first bytes, if

@@ -1,0 +1,127 @@
+//! `from_files` over object-store URLs: a path given as URL text (`s3://...`) is a
+//! [`Location`] read through the location layer — headers by small ranged reads,
+//! arrays by concurrent ranged reads into memory (there is no file to map). Local
+//! paths take exactly the code paths they took before.
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::format::npy::{self, LoadOptions, NpyHeader};
+use crate::format::npz::NpzArchive;
+use crate::format::FileFormat;
+use crate::location::{is_url, Location, StorageOptions};
+use crate::tensor::Tensor;
+
+/// The location of a `from_files` path: URL text is a remote object.
+pub(crate) fn location(p: &Path, opts: &StorageOptions) -> Result<Location> {
+    match p.to_str() {
+        Some(s) if is_url(s) => Location::parse(s, opts),
+        _ => Ok(Location::Local(p.to_path_buf())),
+    }
+}
+
+/// [`crate::format::detect`] of a path or URL.
+pub(crate) fn detect(p: &Path, opts: &StorageOptions) -> Option<FileFormat> {
+    match location(p, opts) {
+        Ok(Location::Local(p)) => crate::format::detect(p),
+        Ok(loc) => crate::format::detect_location(&loc),
+        Err(_) => None,
+    }
+}
+
+/// Open the `.npz` archive at a path or URL.
+pub(crate) fn open_npz(p: &Path, opts: &StorageOptions) -> Result<NpzArchive> {
+    NpzArchive::open_location(&location(p, opts)?)
+}
+
+/// The `.npy` header at a path or URL.
+pub(crate) fn npy_header(p: &Path, opts: &StorageOptions) -> Result<NpyHeader> {
+    match location(p, opts)? {
+        Location::Local(p) => npy::read_header(p),
+        Location::Remote(r) => npy::read_header_remote(&crate::location::RemoteObject::open(&r)?),
+    }
+}
+
+/// Load the `.npy` array at a path or URL (a URL into memory: `mmap` is ignored).
+pub(crate) fn load_npy(p: &Path, opts: &StorageOptions, lo: &LoadOptions) -> Result<Tensor> {
+    match location(p, opts)? {
+        Location::Local(p) => npy::load(p, lo),
+        Location::Remote(r) => npy::load_remote(
+            &crate::location::RemoteObject::open(&r)?,
+            None,
+            &in_memory(lo),
+        ),
+    }
+}
+
+/// The load options for a member of `archive`: a remote one is read into memory.
+pub(crate) fn member_options(archive: &NpzArchive, lo: &LoadOptions) -> LoadOptions {
+    if archive.is_remote() {
+        in_memory(lo)
+    } else {
+        *lo
+    }
+}
+
+fn in_memory(lo: &LoadOptions) -> LoadOptions {
+    LoadOptions { mmap: None, ..*lo }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use crate::data::{Cardinality, Dataset, FilesOptions};
+    use crate::format::{npy, npz};
+    use crate::location::{Location, StorageOptions};
+    use crate::tensor::Tensor;
+
+    fn loc(s: &str) -> Location {
+        Location::parse(s, &StorageOptions::new()).unwrap()
+    }
+
+    #[test]
+    fn from_files_over_urls_interleaves_like_local_files() {
+        let mut urls = vec![];
+        for (i, rows) in [3usize, 1, 2].into_iter().enumerate() {
+            let v: Vec<i64> = (0..rows as i64 * 2).map(|x| x + 100 * i as i64).collect();
+            let t = Tensor::from_slice(&v, &[rows, 2]).unwrap();
+            let url = format!("memory:///data-tests/f{i}.npy");
+            npy::save_location(&loc(&url), &t.view()).unwrap();
+            let zurl = format!("memory:///data-tests/f{i}.npz");
+            npz::save_location(&loc(&zurl), &[("x", t.view())], true).unwrap();
+            urls.push((PathBuf::from(url), PathBuf::from(zurl)));
+        }
+        let firsts = |ds: &Dataset| -> Vec<i64> {
+            ds.iter()
+                .unwrap()
+                .map(|e| e.unwrap()[0].to_vec::<i64>().unwrap()[0])
+                .collect()
+        };
+        let npys: Vec<PathBuf> = urls.iter().map(|(a, _)| a.clone()).collect();
+        let npzs: Vec<PathBuf> = urls.iter().map(|(_, b)| b.clone()).collect();
+        for paths in [npys, npzs] {
+            let ds = Dataset::from_files(paths.clone(), FilesOptions::default())
+                .unwrap()
+                .0;
+            assert_eq!(ds.cardinality(), Cardinality::Finite(6));
+            assert_eq!(firsts(&ds), vec![0, 2, 4, 100, 200, 202]);
+            let opts = FilesOptions {
+                cycle_length: 2,
+                ..FilesOptions::default()
+            };
+            let il = Dataset::from_files(paths, opts).unwrap().0;
+            assert_eq!(firsts(&il), vec![0, 100, 2, 4, 200, 202]);
+        }
+        let Err(e) = Dataset::from_files(
+            vec![PathBuf::from("memory:///data-tests/missing.npy")],
+            FilesOptions::default(),
+        ) else {
+            panic!("a missing object was accepted")
+        };
+        assert!(
+            e.to_string().contains("memory:///data-tests/missing.npy"),
+            "{e}"
+        );
+    }
+}
