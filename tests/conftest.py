@@ -45,3 +45,8 @@ def wait_threads(base, timeout=5.0):
             return True
         time.sleep(0.01)
     return False
+
+
+# A real S3-compatible server (moto, in a thread) and a fault proxy for the
+# object-storage tests; see s3_server.py. Imported here so every test file can use them.
+from s3_server import s3_bucket, s3_env, s3_proxy, s3_server  # noqa: E402, F401

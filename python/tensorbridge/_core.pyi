@@ -159,6 +159,13 @@ class NpzArchiveHandle:
     @property
     def path(self) -> str: ...
 
+# tb.load(fileobj): an .npy read as header then data, an .npz from its bytes.
+def npy_header_extent(head: bytes, name: str) -> tuple[int, int]: ...  # (data_offset, data_len)
+def load_npy_parts(
+    head: bytes, data: bytes, name: str, mmap: Optional[bool] = None, dtype: Optional[_DTypeLike] = None
+) -> Tensor: ...
+def npz_from_bytes(data: bytes, name: str) -> NpzArchiveHandle: ...
+
 # --- TFRecord and safetensors files (user API in tensorbridge.io) ---------------------
 
 def write_tfrecord(

@@ -59,27 +59,117 @@ def load(
     credentials), ``ValueError`` (an unsupported scheme), ``OSError`` (a failure that
     outlasted the bounded retries, or an object replaced while it was read).
 
-    ``path`` may also be a binary file object with ``read`` (``io.BytesIO``, an open
-    file, an fsspec file), as ``np.load`` takes: read from its position into memory
-    (``mmap=True`` raises ``ValueError``).
+    ``path`` may also be a binary file object, as for ``np.load``: anything with
+    ``read`` (``io.BytesIO``, an open file, an fsspec file), read from its current
+    position. An ``.npy`` array is read into memory and the object is left just after
+    it (so several arrays saved one after another load one after another); an
+    ``.npz`` archive is read to the end and opened from memory. ``mmap=True`` is
+    refused (ValueError), no data left raises ``EOFError``, other bytes ValueError.
     """
     target = None if dtype is None else _dtype(dtype)
     if hasattr(path, "read") and not isinstance(path, (str, bytes, os.PathLike)):
-        # A binary file object (io.BytesIO, an open file, an fsspec file), as np.load
-        # takes: read from its position to the end.
-        data = path.read()
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"the file object's read() gave {type(data).__name__}, not bytes: open it in binary mode")
-        name = getattr(path, "name", None)
-        label = name if isinstance(name, str) else f"<{type(path).__name__}>"
-        loaded = _core.load_bytes(bytes(data), label, mmap, target)
-    else:
-        # The core's one detection rule (first bytes, else extension), in the same
-        # read as an .npy header.
-        loaded = _core.load(_path(path), mmap, target, storage_options)
+        return _load_fileobj(path, mmap, target)
+    # The core's one detection rule (first bytes, else extension), in the same read
+    # as an .npy header.
+    loaded = _core.load(_path(path), mmap, target, storage_options)
     if isinstance(loaded, _core.NpzArchiveHandle):
         return NpzFile._from_handle(loaded, mmap=mmap, dtype=target)
     return loaded
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+# The longest header the core accepts is far below this; a claimed length above it is
+# left for the core to refuse without reading that much.
+_MAX_HEADER_READ = 1 << 20
+
+
+def _fileobj_name(f: Any) -> str:
+    name = getattr(f, "name", None)
+    if isinstance(name, (str, bytes, os.PathLike)):
+        return os.fsdecode(name)
+    return f"<{type(f).__name__} object>"
+
+
+def _read_exactly(f: Any, n: int) -> bytes:
+    """Up to ``n`` bytes from ``f``: fewer only at its end (``read`` may return short)."""
+    data = f.read(n)
+    if data is None:
+        raise OSError(f"{_fileobj_name(f)}: read() returned None (a non-blocking stream?)")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{_fileobj_name(f)}: read() returned {type(data).__name__}, not bytes (open it in binary mode)")
+    if len(data) >= n:
+        return bytes(data)
+    parts = [bytes(data)]
+    got = len(data)
+    while got < n:
+        more = f.read(n - got)
+        if not more:
+            break
+        parts.append(bytes(more))
+        got += len(more)
+    return b"".join(parts)
+
+
+def _remaining(f: Any, default: int) -> int:
+    """Bytes left in a seekable ``f`` (so a header claiming more than the file holds
+    allocates nothing); ``default`` where that cannot be told."""
+    try:
+        if not f.seekable():
+            return default
+        pos = f.tell()
+        end = f.seek(0, os.SEEK_END)
+        f.seek(pos)
+        return max(int(end) - int(pos), 0)
+    except (AttributeError, OSError, ValueError):
+        return default
+
+
+def _zip_bytes(f: Any, head: bytes) -> bytes:
+    """The bytes to open an archive from, ``head`` already read: the whole stream where
+    it can seek (as ``zipfile``, so ``np.load``, sees it: an archive written mid-stream
+    records offsets from the stream's start), else the rest of it."""
+    try:
+        seekable = bool(f.seekable())
+    except (AttributeError, OSError, ValueError):
+        seekable = False
+    if seekable:
+        f.seek(0)
+        return _read_rest(f)
+    return head + _read_rest(f)
+
+
+def _read_rest(f: Any) -> bytes:
+    data = f.read()
+    if data is None:
+        raise OSError(f"{_fileobj_name(f)}: read() returned None (a non-blocking stream?)")
+    return bytes(data)
+
+
+def _load_fileobj(f: Any, mmap: Optional[bool], target: Any) -> Union[Tensor, "NpzFile"]:
+    """``load`` of a binary file object (see :func:`load`)."""
+    name = _fileobj_name(f)
+    if mmap:
+        raise ValueError(f"{name}: cannot memory-map a file object (mmap=True needs a local path); use mmap=None or False")
+    head = _read_exactly(f, len(_NPY_MAGIC))
+    if not head:
+        raise EOFError(f"{name}: no data left in the file object")
+    if head[:4] in _ZIP_MAGICS:
+        handle = _core.npz_from_bytes(_zip_bytes(f, head), name)
+        return NpzFile._from_handle(handle, mmap=mmap, dtype=target)
+    if head != _NPY_MAGIC:
+        raise ValueError(f"{name}: not a .npy or .npz file (its first bytes are {head!r}, not \\x93NUMPY or a zip header)")
+    # Version (2 bytes), then the header length: 2 bytes (1.0) or 4 (2.0, 3.0).
+    head += _read_exactly(f, 4)
+    if head[6:7] != b"\x01":
+        head += _read_exactly(f, 2)
+    hlen = int.from_bytes(head[8:], "little")
+    if hlen <= _MAX_HEADER_READ:
+        head += _read_exactly(f, hlen)
+    # The core checks everything (magic, version, length, dict) and says what is wrong.
+    offset, data_len = _core.npy_header_extent(head, name)
+    data = _read_exactly(f, min(data_len, _remaining(f, data_len)))
+    return _core.load_npy_parts(head[:offset], data, name, mmap, target)
 
 
 def save(path: PathLike, x: Any, *, storage_options: StorageOptions = None) -> None:

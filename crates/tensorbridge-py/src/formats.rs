@@ -296,6 +296,46 @@ fn convert_file(
         .or_py()
 }
 
+/// `(data_offset, data_len)` of the `.npy` header at the start of `head` (which must
+/// hold the whole header): where the elements start and how many bytes they take.
+/// For `tb.load(fileobj)`, which reads exactly the header and then the data.
+#[pyfunction]
+fn npy_header_extent(head: &[u8], name: &str) -> PyResult<(usize, usize)> {
+    let h = npy::NpyHeader::parse(head, name).or_py()?;
+    Ok((h.data_offset, h.data_len()))
+}
+
+/// Load an `.npy` array from its header bytes `head` and element bytes `data`, read
+/// from a file object named `name` (`mmap` and `dtype` as in `load_npy`; `mmap=True`
+/// is refused).
+#[pyfunction]
+#[pyo3(signature = (head, data, name, mmap=None, dtype=None))]
+fn load_npy_parts(
+    py: Python<'_>,
+    head: &[u8],
+    data: &[u8],
+    name: &str,
+    mmap: Option<bool>,
+    dtype: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
+    let opts = options(mmap, dtype)?;
+    let t = py
+        .allow_threads(|| npy::read_from_parts(head, data, name, &opts))
+        .or_py()?;
+    Ok(PyTensor { inner: t })
+}
+
+/// Open an `.npz` archive held in memory (the bytes of a file object named `name`).
+#[pyfunction]
+fn npz_from_bytes(py: Python<'_>, data: &[u8], name: &str) -> PyResult<NpzArchiveHandle> {
+    let archive = py
+        .allow_threads(|| NpzArchive::from_bytes(data, name))
+        .or_py()?;
+    Ok(NpzArchiveHandle {
+        archive: Arc::new(archive),
+    })
+}
+
 /// The URLs of the objects matching the glob `pattern` (a URL whose key holds `*`,
 /// `?`, `[...]` or `**`), sorted: one listing of the pattern's literal prefix.
 #[pyfunction]
@@ -325,6 +365,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npz, m)?)?;
+    m.add_function(wrap_pyfunction!(npy_header_extent, m)?)?;
+    m.add_function(wrap_pyfunction!(load_npy_parts, m)?)?;
+    m.add_function(wrap_pyfunction!(npz_from_bytes, m)?)?;
     m.add_class::<NpzArchiveHandle>()?;
     Ok(())
 }

@@ -61,7 +61,7 @@ pub mod remote;
 pub mod write;
 
 pub use header::NpyHeader;
-pub use read::{from_bytes, load, open, read_header, LoadOptions, NpyReader};
+pub use read::{from_bytes, load, open, read_from_parts, read_header, LoadOptions, NpyReader};
 pub use remote::{load_remote, open_remote, read_header_remote, read_headers_remote};
 pub use write::{save, save_location, write, NpyWriter};
 

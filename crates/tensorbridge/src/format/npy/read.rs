@@ -283,6 +283,26 @@ pub fn from_bytes(bytes: &[u8], name: &str, opts: &LoadOptions) -> Result<Tensor
     convert_from(&header, bytes, stored, target, opts)
 }
 
+/// Load an `.npy` array whose header and element data were read separately (such as
+/// from a Python file object): `head` holds the whole header (as [`NpyHeader::parse`]
+/// takes it), `data` the element bytes that follow it (extra bytes after them are
+/// ignored). The result is owned; `mmap: Some(true)` is refused. `name` labels errors.
+pub fn read_from_parts(head: &[u8], data: &[u8], name: &str, opts: &LoadOptions) -> Result<Tensor> {
+    let mut header = NpyHeader::parse(head, name)?;
+    if opts.mmap == Some(true) {
+        return Err(format_err(
+            name,
+            "cannot memory-map a file object; load with mmap disabled",
+        ));
+    }
+    let stored = header.resolve_dtype(opts.dtype, name)?;
+    let target = opts.dtype.unwrap_or(stored);
+    stored.check_cast(target, opts.casting)?;
+    header.data_offset = 0;
+    check_data_fits(&header, data.len() as u64, name)?;
+    convert_from(&header, data, stored, target, opts)
+}
+
 /// A streaming reader of `.npy` data: the header first, then element bytes in chunks,
 /// in file order (C or Fortran, per [`NpyHeader::fortran_order`]) and file byte order.
 /// Memory use is the caller's chunk buffer.
