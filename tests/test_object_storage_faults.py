@@ -35,17 +35,6 @@ def opts(proxy, **extra):
     return so
 
 
-# Development marks (removed or resolved before the branch is handed over).
-INFO_HOLDS_GIL = pytest.mark.xfail(
-    strict=True,
-    reason="objstore bug: NpzArchiveHandle.info reads a remote member's header without releasing the GIL "
-    "(an in-process server cannot answer: each request times out) and drops the error (no dtype/shape)",
-)
-UPLOAD_LEFT_OPEN = pytest.mark.xfail(
-    strict=True,
-    reason="objstore bug: a part that fails surfaces in ObjectWriter::commit -> WriteMultipart::finish, "
-    "which returns the error before aborting; commit has moved the upload out, so Drop cannot abort it",
-)
 
 
 def run_bounded(fn, limit=60.0):
@@ -215,7 +204,7 @@ def test_npz_replaced_after_open(s3_server, s3_bucket, s3_proxy):
 # --- atomic writes ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size_mib", [1, pytest.param(24, marks=UPLOAD_LEFT_OPEN)])
+@pytest.mark.parametrize("size_mib", [1, 24])
 def test_writer_failing_mid_way_leaves_nothing(s3_server, s3_bucket, s3_proxy, size_mib):
     """Uploads fail after the first part (single PUT or multipart): no object, and no
     multipart upload left open."""
@@ -311,7 +300,6 @@ def test_cli_inspect_of_a_large_remote_npz_reads_headers_only(big_npz, s3_proxy)
     assert s3_proxy.bytes_down < 256 << 10, s3_proxy.bytes_down
 
 
-@INFO_HOLDS_GIL
 def test_npz_info_of_a_remote_member_reads_its_header(s3_server, s3_bucket, s3_proxy):
     buf = io.BytesIO()
     np.savez(buf, a=np.zeros((3, 4), ">f4"))

@@ -118,9 +118,6 @@ def load(
     storage_options: _StorageOptions = None,
 ) -> Union[Tensor, NpzArchiveHandle]: ...
 def glob_urls(pattern: str, storage_options: _StorageOptions = None) -> list[str]: ...
-def load_bytes(
-    data: bytes, name: str, mmap: Optional[bool] = None, dtype: Optional[_DTypeLike] = None
-) -> Union[Tensor, NpzArchiveHandle]: ...
 def load_npy(
     path: _PathLike,
     mmap: Optional[bool] = None,

@@ -79,52 +79,6 @@ fn load(
     }
 }
 
-/// `tb.load` of bytes read from a file object: an `.npy` image's tensor, or an
-/// `.npz` archive held in memory — by the first bytes (`name` labels errors).
-#[pyfunction]
-#[pyo3(signature = (data, name, mmap=None, dtype=None))]
-fn load_bytes(
-    py: Python<'_>,
-    data: &[u8],
-    name: &str,
-    mmap: Option<bool>,
-    dtype: Option<&Bound<'_, PyAny>>,
-) -> PyResult<PyObject> {
-    if mmap == Some(true) {
-        return Err(PyValueError::new_err(format!(
-            "{name}: mmap=True needs a local file path; a file object is read into memory \
-             (use mmap=None or mmap=False)"
-        )));
-    }
-    let opts = options(mmap, dtype)?;
-    let loaded = py
-        .allow_threads(|| match FileFormat::sniff(data) {
-            Some(FileFormat::Npz) => {
-                NpzArchive::from_bytes(data, name).map(format::Loaded::Archive)
-            }
-            Some(f @ (FileFormat::Safetensors | FileFormat::Tfrecord)) => {
-                Err(tensorbridge::Error::Format {
-                    path: name.to_string(),
-                    reason: format!(
-                        "a .{f} file, not .npy or .npz: read it with the {f} reader (tb.io)"
-                    ),
-                })
-            }
-            _ => npy::from_bytes(data, name, &opts).map(format::Loaded::Array),
-        })
-        .or_py()?;
-    match loaded {
-        format::Loaded::Array(t) => Ok(Py::new(py, PyTensor { inner: t })?.into_any()),
-        format::Loaded::Archive(a) => Ok(Py::new(
-            py,
-            NpzArchiveHandle {
-                archive: Arc::new(a),
-            },
-        )?
-        .into_any()),
-    }
-}
-
 /// Write one array to a `.npy` file (atomically: temporary name, then rename) or
 /// object (a multipart upload, aborted on error).
 #[pyfunction]
@@ -238,7 +192,11 @@ impl NpzArchiveHandle {
         d.set_item("compression", m.compression.name())?;
         d.set_item("compressed_size", m.compressed_size)?;
         d.set_item("size", m.size)?;
-        if let Ok(h) = self.archive.header(name) {
+        // A remote archive reads the member's header over the network: never
+        // with the GIL held (a server in this process could not answer).
+        let archive = self.archive.clone();
+        let name_owned = name.to_string();
+        if let Ok(h) = py.allow_threads(move || archive.header(&name_owned)) {
             d.set_item("dtype", h.dtype.map_or(h.descr.as_str(), |t| t.name()))?;
             d.set_item("shape", h.shape.clone())?;
             d.set_item("fortran_order", h.fortran_order)?;
@@ -360,7 +318,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert_file, m)?)?;
     m.add_function(wrap_pyfunction!(detect_format, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
-    m.add_function(wrap_pyfunction!(load_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(glob_urls, m)?)?;
     m.add_function(wrap_pyfunction!(load_npy, m)?)?;
     m.add_function(wrap_pyfunction!(save_npy, m)?)?;

@@ -102,7 +102,14 @@ impl ObjectWriter {
                     let _guard = enter()?;
                     up.write(&std::mem::take(&mut self.buf));
                 }
-                // `finish` aborts the upload itself when completing fails.
+                // Every part must be in before completing; `finish` returns a
+                // failed part's error without aborting, so wait here and abort
+                // ourselves (no parts left behind). `finish` aborts the upload
+                // itself when completing fails.
+                if let Err(e) = block_on(up.wait_for_capacity(0))? {
+                    let _ = block_on(up.abort());
+                    return Err(self.err(e));
+                }
                 block_on(up.finish())?.map_err(|e| self.err(e))?;
             }
         }
