@@ -85,19 +85,31 @@
 //!   panic becomes an error, never a panic of the caller. After an error the
 //!   iterator ends.
 
+mod access;
 mod batch;
 mod comp;
+mod concat;
+mod enumerate;
 mod files;
+mod filter;
+mod global;
+#[cfg(test)]
+mod global_tests;
 mod map;
 pub mod ops;
+mod padded_batch;
+mod permute;
 pub mod prefetch;
 mod rng;
 mod run;
+mod sample;
 pub mod shuffle;
 #[cfg(test)]
 mod tests;
 mod threads;
+mod unbatch;
 mod warn;
+mod zip;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -106,6 +118,7 @@ use std::sync::Arc;
 pub use files::{FilesOptions, OnError};
 pub use map::max_workers;
 pub use ops::{MapOps, Op};
+pub use padded_batch::PaddedShapes;
 pub use run::DatasetIter;
 pub use threads::live_threads;
 
@@ -118,6 +131,10 @@ use crate::tensor::Tensor;
 /// A map function over materialized elements (used for Python callables). An error
 /// it returns ends the epoch and reaches the consumer unchanged.
 pub type MapFn = Arc<dyn Fn(Vec<Tensor>) -> Result<Vec<Tensor>> + Send + Sync>;
+
+/// A predicate over materialized elements (`filter`; used for Python callables).
+/// An error it returns ends the epoch and reaches the consumer unchanged.
+pub type PredFn = Arc<dyn Fn(&[Tensor]) -> Result<bool> + Send + Sync>;
 
 /// How many elements a dataset has, as `tf.data` tracks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +167,7 @@ enum Node {
         plan: Arc<FilesPlan>,
         shuffle_seed: Option<u64>,
         epoch: AtomicU64,
+        index: access::FileIndex,
     },
     Slices {
         comps: Vec<Tensor>,
@@ -199,6 +217,49 @@ enum Node {
         input: Dataset,
         num: u64,
         index: u64,
+    },
+    GlobalShuffle {
+        input: Dataset,
+        seed: u64,
+        reshuffle: bool,
+        epoch: AtomicU64,
+        perm0: permute::Permutation,
+    },
+    Zip {
+        inputs: Vec<Dataset>,
+    },
+    Concatenate {
+        first: Dataset,
+        second: Dataset,
+    },
+    Filter {
+        input: Dataset,
+        pred: PredFn,
+    },
+    Enumerate {
+        input: Dataset,
+        start: i64,
+    },
+    Unbatch {
+        input: Dataset,
+    },
+    PaddedBatch {
+        input: Dataset,
+        size: usize,
+        drop_remainder: bool,
+        shapes: Option<PaddedShapes>,
+        values: Option<Vec<Option<Tensor>>>,
+    },
+    Sample {
+        inputs: Vec<Dataset>,
+        weights: Vec<f64>,
+        seed: u64,
+        stop_on_empty: bool,
+    },
+    Choose {
+        inputs: Vec<Dataset>,
+        choice: Dataset,
+        stop_on_empty: bool,
     },
 }
 
@@ -279,7 +340,9 @@ impl Dataset {
         let shuffle_seed = opts
             .shuffle_files
             .then(|| opts.seed.unwrap_or_else(rng::random_seed));
+        let index = access::FileIndex::new(&files);
         let ds = Self::wrap(Node::Files {
+            index,
             files: Arc::new(files),
             plan: Arc::new(plan),
             shuffle_seed,
@@ -443,6 +506,23 @@ impl Dataset {
                 Finite(n) => Finite(n / num + u64::from(index < &(n % num))),
                 c => c,
             },
+            Node::GlobalShuffle { input, .. } => input.cardinality(),
+            Node::Zip { inputs } => zip::cardinality(inputs),
+            Node::Concatenate { first, second } => {
+                concat::cardinality(first.cardinality(), second.cardinality())
+            }
+            Node::Filter { .. } => Unknown,
+            Node::Enumerate { input, .. } => enumerate::cardinality(input),
+            Node::Unbatch { input } => unbatch::cardinality(input),
+            Node::PaddedBatch {
+                input,
+                size,
+                drop_remainder,
+                ..
+            } => padded_batch::cardinality(input, *size, *drop_remainder),
+            Node::Sample { inputs, .. } | Node::Choose { inputs, .. } => {
+                sample::cardinality(inputs)
+            }
         }
     }
 
@@ -495,7 +575,24 @@ impl Dataset {
             | Node::Repeat { input, .. }
             | Node::Take { input, .. }
             | Node::Skip { input, .. }
-            | Node::Shard { input, .. } => input.element_spec()?,
+            | Node::Shard { input, .. }
+            | Node::GlobalShuffle { input, .. }
+            | Node::Filter { input, .. } => input.element_spec()?,
+            Node::Zip { inputs } => zip::element_spec(inputs)?,
+            Node::Concatenate { first, second } => {
+                concat::common_spec(&[first, second], "concatenate")?
+            }
+            Node::Enumerate { input, .. } => enumerate::element_spec(input)?,
+            Node::Unbatch { input } => unbatch::element_spec(input)?,
+            Node::PaddedBatch {
+                input,
+                size,
+                drop_remainder,
+                shapes,
+                ..
+            } => padded_batch::element_spec(input, *size, *drop_remainder, shapes)?,
+            Node::Sample { inputs, .. } => sample::element_spec(inputs, "sample_from_datasets")?,
+            Node::Choose { inputs, .. } => sample::element_spec(inputs, "choose_from_datasets")?,
         })
     }
 }

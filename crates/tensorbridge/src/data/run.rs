@@ -4,12 +4,20 @@ use std::sync::atomic::Ordering;
 
 use super::batch::Batch;
 use super::comp::{materialize, Comp, It, Item};
+use super::concat::Concat;
+use super::enumerate::Enumerate;
 use super::files::FileRows;
+use super::filter::Filter;
+use super::global::GlobalShuffleIter;
 use super::map::{apply_fn, map_ops, ParallelMap};
+use super::padded_batch::PaddedBatch;
 use super::prefetch::{self, Prefetch};
 use super::rng::{mix, SplitMix64};
+use super::sample::{Interleave, Picker};
 use super::shuffle::Shuffle;
+use super::unbatch::Unbatch;
 use super::warn::Warnings;
+use super::zip::Zip;
 use super::{Dataset, FileEntry, Node};
 use crate::error::Result;
 use crate::tensor::{Index, Tensor};
@@ -48,7 +56,7 @@ impl Dataset {
         })
     }
 
-    fn build_in(&self, ctx: &Ctx) -> Result<It> {
+    pub(super) fn build_in(&self, ctx: &Ctx) -> Result<It> {
         let keep = ctx.keep;
         Ok(match &*self.node {
             Node::Files {
@@ -56,6 +64,7 @@ impl Dataset {
                 plan,
                 shuffle_seed,
                 epoch,
+                ..
             } => {
                 let mut order: Vec<FileEntry> = files.as_ref().clone();
                 if let Some(seed) = shuffle_seed {
@@ -165,6 +174,68 @@ impl Dataset {
                         .map(|(_, r)| r),
                 )
             }
+            Node::GlobalShuffle { input, .. } => {
+                let (_, perm) = self.global_shuffle_epoch().ok_or_else(|| {
+                    crate::Error::InvalidArgument("global_shuffle: not a global shuffle".into())
+                })?;
+                Box::new(GlobalShuffleIter::new(input.clone(), perm, 0, 1))
+            }
+            Node::Zip { inputs } => Box::new(Zip::new(
+                inputs
+                    .iter()
+                    .map(|d| d.build_in(ctx))
+                    .collect::<Result<Vec<_>>>()?,
+            )),
+            Node::Concatenate { first, second } => Box::new(Concat::new(
+                first.build_in(ctx)?,
+                second.clone(),
+                ctx.clone(),
+            )),
+            Node::Filter { input, pred } => {
+                Box::new(Filter::new(input.build_in(ctx)?, pred.clone()))
+            }
+            Node::Enumerate { input, start } => {
+                Box::new(Enumerate::new(input.build_in(ctx)?, *start))
+            }
+            Node::Unbatch { input } => Box::new(Unbatch::new(input.build_in(ctx)?)),
+            Node::PaddedBatch {
+                input,
+                size,
+                drop_remainder,
+                shapes,
+                values,
+            } => Box::new(PaddedBatch::new(
+                input.build_in(&ctx.keeping(false))?,
+                *size,
+                *drop_remainder,
+                shapes.clone(),
+                values.clone(),
+            )),
+            Node::Sample {
+                inputs,
+                weights,
+                seed,
+                stop_on_empty,
+            } => Box::new(Interleave::new(
+                inputs
+                    .iter()
+                    .map(|d| d.build_in(ctx))
+                    .collect::<Result<Vec<_>>>()?,
+                Picker::Weights(weights.clone(), SplitMix64::new(*seed)),
+                *stop_on_empty,
+            )),
+            Node::Choose {
+                inputs,
+                choice,
+                stop_on_empty,
+            } => Box::new(Interleave::new(
+                inputs
+                    .iter()
+                    .map(|d| d.build_in(ctx))
+                    .collect::<Result<Vec<_>>>()?,
+                Picker::Choice(choice.build_in(ctx)?),
+                *stop_on_empty,
+            )),
         })
     }
 }
