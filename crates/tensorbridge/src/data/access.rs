@@ -20,6 +20,7 @@
 //! where possible) and kept in a small cache of [`MAX_LOADED`] files.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::batch::{assemble, Recycler};
@@ -296,7 +297,10 @@ impl Dataset {
                 let ts = assemble(&rows, &mut Recycler::new(0))?;
                 Ok(ts.into_iter().map(Comp::Ready).collect())
             }
-            Node::GlobalShuffle { input, perm0, .. } => input.get_item(perm0.apply(i)),
+            Node::GlobalShuffle { input, seed, n, .. } => {
+                let perm = super::global::permutation(*n, seed.load(Ordering::Relaxed), 0);
+                input.get_item(perm.apply(i))
+            }
             Node::Zip { inputs } => {
                 let mut out = Vec::new();
                 for d in inputs {

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::comp::{Comp, It, Item};
+use serde_json::Value;
+
+use super::comp::{Comp, Item};
+use super::state::{It, Prov, Stage};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
@@ -86,18 +89,21 @@ impl Recycler {
     }
 }
 
-impl Iterator for Batch {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
+impl Stage for Batch {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
         if self.done {
             return None;
         }
         // Room for the rows that actually arrive: `size` may be far more than the
         // data holds (`batch(2**40)` of ten elements is one batch of ten).
         let mut items = Vec::with_capacity(self.size.min(INITIAL_ROWS));
+        let mut provs = Vec::with_capacity(self.size.min(INITIAL_ROWS));
         while items.len() < self.size {
             match self.upstream.next() {
-                Some(Ok(x)) => items.push(x),
+                Some(Ok((x, p))) => {
+                    items.push(x);
+                    provs.push(p);
+                }
                 Some(Err(e)) => return Some(Err(e)),
                 None => {
                     self.done = true;
@@ -111,8 +117,13 @@ impl Iterator for Batch {
         }
         Some(
             assemble(&items, &mut self.recycler)
-                .map(|ts| ts.into_iter().map(Comp::Ready).collect()),
+                .map(|ts| (ts.into_iter().map(Comp::Ready).collect(), Prov::List(provs))),
         )
+    }
+
+    /// A batch is never half-built between outputs: the state is the input's.
+    fn state(&self) -> Result<Value> {
+        self.upstream.state()
     }
 }
 

@@ -92,7 +92,6 @@ impl Comp {
 }
 
 pub(crate) type Item = Vec<Comp>;
-pub(crate) type It = Box<dyn Iterator<Item = Result<Item>> + Send>;
 
 pub(crate) fn materialize(item: Item) -> Result<Vec<Tensor>> {
     item.into_iter().map(Comp::materialize).collect()

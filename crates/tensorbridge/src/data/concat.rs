@@ -2,8 +2,11 @@
 //! (same number of components and dtypes; shapes may differ, the spec keeps the
 //! dimensions both agree on).
 
-use super::comp::{It, Item};
+use serde_json::{json, Value};
+
+use super::comp::Item;
 use super::run::Ctx;
+use super::state::{bad, field, field_u64, object, It, Prov, Stage};
 use super::{Cardinality, ComponentSpec, Dataset, Node};
 use crate::error::{Error, Result};
 
@@ -83,28 +86,63 @@ pub(crate) fn common_spec(inputs: &[&Dataset], op: &str) -> Result<Option<Vec<Co
 }
 
 /// One epoch of a concatenation: the second input starts when the first ends.
+/// Provenance `Tagged(k, p)` (`k`: which input); state `{"which": k, "inner": ...}`.
 pub(crate) struct Concat {
     current: It,
+    which: u64,
     second: Option<(Dataset, Ctx)>,
     width: Option<usize>,
 }
 
 impl Concat {
-    pub(crate) fn new(first: It, second: Dataset, ctx: Ctx) -> Concat {
-        Concat {
-            current: first,
-            second: Some((second, ctx)),
-            width: None,
-        }
+    /// A fresh epoch, or one restored from `state`.
+    pub(crate) fn build(
+        first: &Dataset,
+        second: &Dataset,
+        ctx: &Ctx,
+        state: Option<&Value>,
+    ) -> Result<Concat> {
+        let (which, inner) = match state {
+            None => (0, None),
+            Some(s) => {
+                let o = object(s, "concatenate")?;
+                (field_u64(o, "which")?, Some(field(o, "inner")?))
+            }
+        };
+        Ok(match which {
+            0 => Concat {
+                current: first.build_in(ctx, inner)?,
+                which,
+                second: Some((second.clone(), ctx.clone())),
+                width: None,
+            },
+            1 => Concat {
+                current: second.build_in(ctx, inner)?,
+                which,
+                second: None,
+                width: None,
+            },
+            k => return Err(bad(format!("concatenate has 2 inputs, not {}", k + 1))),
+        })
     }
 }
 
-impl Iterator for Concat {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
+/// Element `prov` of a concatenation.
+pub(crate) fn materialize(first: &Dataset, second: &Dataset, prov: &Prov) -> Result<Item> {
+    match prov {
+        Prov::Tagged(0, p) => first.materialize(p),
+        Prov::Tagged(1, p) => second.materialize(p),
+        other => Err(bad(format!(
+            "a concatenated element's position is malformed: {other:?}"
+        ))),
+    }
+}
+
+impl Stage for Concat {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
         loop {
             match self.current.next() {
-                Some(Ok(x)) => {
+                Some(Ok((x, p))) => {
                     let w = *self.width.get_or_insert(x.len());
                     if w != x.len() {
                         return Some(Err(Error::InvalidArgument(format!(
@@ -112,17 +150,24 @@ impl Iterator for Concat {
                             x.len()
                         ))));
                     }
-                    return Some(Ok(x));
+                    return Some(Ok((x, Prov::Tagged(self.which, Box::new(p)))));
                 }
                 Some(Err(e)) => return Some(Err(e)),
                 None => {
                     let (ds, ctx) = self.second.take()?;
-                    match ds.build_in(&ctx) {
-                        Ok(it) => self.current = it,
+                    match ds.build_in(&ctx, None) {
+                        Ok(it) => {
+                            self.current = it;
+                            self.which = 1;
+                        }
                         Err(e) => return Some(Err(e)),
                     }
                 }
             }
         }
+    }
+
+    fn state(&self) -> Result<Value> {
+        Ok(json!({ "which": self.which, "inner": self.current.state()? }))
     }
 }

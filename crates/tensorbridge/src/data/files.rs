@@ -7,9 +7,12 @@
 //! used is left out with a warning for the iterator (or the caller) that met it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
 
 use super::comp::{Comp, Item};
+use super::state::{bad, field, field_bool, field_opt_u64, field_u64, object, Prov, Stage};
 use super::warn::Warnings;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -279,6 +282,8 @@ pub(crate) fn open_file(entry: &FileEntry, plan: &FilesPlan) -> Result<Vec<Tenso
 
 /// One open file: its arrays and the next row to yield.
 struct OpenFile {
+    /// Index in the dataset's (unshuffled) file list.
+    index: usize,
     comps: Vec<Tensor>,
     rows: usize,
     next: usize,
@@ -287,8 +292,18 @@ struct OpenFile {
 /// The rows of many files, `cycle_length` open at once, read round-robin
 /// `block_length` rows at a time — `tf.data`'s `interleave` order (with
 /// `cycle_length == 1`, simply file after file).
+///
+/// State: `{"seed": s | null, "epoch": e, "next_file": k, "slots": [[file, row] |
+/// null, ...], "cycle": c, "block": b, "failed": bool}` — the file order is made
+/// again from the seed and epoch; open files are opened again.
 pub(crate) struct FileRows {
-    files: Vec<FileEntry>,
+    files: Arc<Vec<FileEntry>>,
+    /// The epoch's file order (indices into `files`).
+    order: Vec<usize>,
+    /// Global index of each file's first row (files in their unshuffled order).
+    offsets: Vec<u64>,
+    seed: Option<u64>,
+    epoch: u64,
     plan: Arc<FilesPlan>,
     /// Copy each row out of its file (for stages that keep rows a long time, like a
     /// shuffle buffer: a zero-copy row would keep its whole file mapped).
@@ -302,10 +317,25 @@ pub(crate) struct FileRows {
     failed: bool,
 }
 
+fn offsets(files: &[FileEntry]) -> Vec<u64> {
+    let mut acc = 0u64;
+    files
+        .iter()
+        .map(|f| {
+            let o = acc;
+            acc += f.rows as u64;
+            o
+        })
+        .collect()
+}
+
 impl FileRows {
+    /// A fresh epoch: files in order, or shuffled with `seed` for epoch `epoch`.
     pub(crate) fn new(
-        files: Vec<FileEntry>,
+        files: Arc<Vec<FileEntry>>,
         plan: Arc<FilesPlan>,
+        seed: Option<u64>,
+        epoch: u64,
         copy_rows: bool,
         warnings: Warnings,
     ) -> FileRows {
@@ -313,7 +343,11 @@ impl FileRows {
         // slots would only be skipped, so the order is the same).
         let n = plan.cycle_length.min(files.len()).max(1);
         FileRows {
+            order: super::run::file_order(files.len(), seed, epoch),
+            offsets: offsets(&files),
             files,
+            seed,
+            epoch,
             plan,
             copy_rows,
             warnings,
@@ -326,19 +360,97 @@ impl FileRows {
         }
     }
 
+    /// An epoch restored from [`Stage::state`]: open files are opened again (one
+    /// that cannot be is skipped with a warning under [`OnError::Skip`]).
+    pub(crate) fn restore(
+        files: Arc<Vec<FileEntry>>,
+        plan: Arc<FilesPlan>,
+        shuffle: bool,
+        copy_rows: bool,
+        warnings: Warnings,
+        state: &Value,
+    ) -> Result<FileRows> {
+        let o = object(state, "from_files")?;
+        let seed = field_opt_u64(o, "seed")?;
+        if seed.is_some() != shuffle {
+            return Err(bad("from_files: shuffle_files differs"));
+        }
+        let mut me = FileRows::new(
+            files,
+            plan,
+            seed,
+            field_u64(o, "epoch")?,
+            copy_rows,
+            warnings,
+        );
+        let n = me.files.len();
+        let small = |k: &str, below: usize| -> Result<usize> {
+            let v = field_u64(o, k)?;
+            usize::try_from(v)
+                .ok()
+                .filter(|&v| v < below)
+                .ok_or_else(|| bad(format!("from_files: {k} = {v} is out of range")))
+        };
+        me.next_file = small("next_file", n + 1)?;
+        me.cycle = small("cycle", me.slots.len())?;
+        me.block = small("block", me.plan.block_length.max(1))?;
+        me.failed = field_bool(o, "failed")?;
+        let slots = match field(o, "slots")? {
+            Value::Array(a) if a.len() == me.slots.len() => a,
+            v => return Err(bad(format!("from_files: slots do not fit: {v}"))),
+        };
+        for (c, s) in slots.iter().enumerate() {
+            let (index, next) = match s {
+                Value::Null => continue,
+                Value::Array(p) if p.len() == 2 => match (p[0].as_u64(), p[1].as_u64()) {
+                    (Some(i), Some(r)) if (i as usize) < n => (i as usize, r as usize),
+                    _ => return Err(bad(format!("from_files: slot {s} is malformed"))),
+                },
+                _ => return Err(bad(format!("from_files: slot {s} is malformed"))),
+            };
+            let entry = &me.files[index];
+            match open_file(entry, &me.plan) {
+                Ok(comps) => {
+                    me.slots[c] = Some(OpenFile {
+                        index,
+                        comps,
+                        rows: entry.rows,
+                        next,
+                    });
+                    me.num_open += 1;
+                }
+                Err(e) if me.plan.on_error == OnError::Skip => {
+                    me.warnings
+                        .push(format!("skipping {}: {e}", label(&entry.path)));
+                }
+                Err(e) => return Err(name_file(e, &entry.path)),
+            }
+        }
+        Ok(me)
+    }
+
+    /// The file-order seed (`None`: files in their given order).
+    pub(crate) fn seed(&self) -> Option<u64> {
+        self.seed
+    }
+
+    /// The epoch whose file order this is.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     fn advance_cycle(&mut self) {
         self.block = 0;
         self.cycle = (self.cycle + 1) % self.slots.len();
     }
 }
 
-impl Iterator for FileRows {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
+impl Stage for FileRows {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
         if self.failed {
             return None;
         }
-        let end_of_input = |s: &Self| s.next_file >= s.files.len();
+        let end_of_input = |s: &Self| s.next_file >= s.order.len();
         while !end_of_input(self) || self.num_open > 0 {
             let c = self.cycle;
             let copy = self.copy_rows;
@@ -346,7 +458,8 @@ impl Iterator for FileRows {
                 if f.next < f.rows {
                     let i = f.next;
                     f.next += 1;
-                    let r = file_row(f, i, copy);
+                    let prov = Prov::Index(self.offsets[f.index] + i as u64);
+                    let r = file_row(&f.comps, i, copy);
                     self.block += 1;
                     if self.block >= self.plan.block_length.max(1) {
                         self.advance_cycle();
@@ -354,18 +467,20 @@ impl Iterator for FileRows {
                     if r.is_err() {
                         self.failed = true;
                     }
-                    return Some(r);
+                    return Some(r.map(|item| (item, prov)));
                 }
                 // This file is done: unmap it (rows already yielded keep what they use).
                 self.slots[c] = None;
                 self.num_open -= 1;
                 self.advance_cycle();
             } else if !end_of_input(self) {
-                let entry = &self.files[self.next_file];
+                let index = self.order[self.next_file];
+                let entry = &self.files[index];
                 self.next_file += 1;
                 match open_file(entry, &self.plan) {
                     Ok(comps) => {
                         self.slots[c] = Some(OpenFile {
+                            index,
                             comps,
                             rows: entry.rows,
                             next: 0,
@@ -387,10 +502,78 @@ impl Iterator for FileRows {
         }
         None
     }
+
+    fn state(&self) -> Result<Value> {
+        let slots: Vec<Value> = self
+            .slots
+            .iter()
+            .map(|s| match s {
+                Some(f) => json!([f.index, f.next]),
+                None => Value::Null,
+            })
+            .collect();
+        Ok(json!({
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "next_file": self.next_file,
+            "slots": slots,
+            "cycle": self.cycle,
+            "block": self.block,
+            "failed": self.failed,
+        }))
+    }
 }
 
-fn file_row(f: &OpenFile, i: usize, copy: bool) -> Result<Item> {
-    f.comps
+/// Files opened to make rows again ([`read_row`]): the few most recent.
+#[derive(Default)]
+pub(crate) struct RowCache {
+    open: Vec<(usize, Vec<Tensor>)>,
+}
+
+/// Files a [`RowCache`] keeps open.
+const CACHED_FILES: usize = 4;
+
+/// Row `global` (counted over `files` in their unshuffled order) as an element,
+/// copied out of its file (a re-made element may be kept long, e.g. in a shuffle
+/// buffer). Used when a saved state is restored.
+pub(crate) fn read_row(
+    files: &[FileEntry],
+    plan: &FilesPlan,
+    cache: &Mutex<RowCache>,
+    global: u64,
+) -> Result<Item> {
+    let mut acc = 0u64;
+    let mut found = None;
+    for (i, f) in files.iter().enumerate() {
+        if global < acc + f.rows as u64 {
+            found = Some((i, (global - acc) as usize));
+            break;
+        }
+        acc += f.rows as u64;
+    }
+    let (index, row) = found.ok_or_else(|| {
+        bad(format!(
+            "from_files: row {global} is out of range ({acc} rows)"
+        ))
+    })?;
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let pos = match c.open.iter().position(|(i, _)| *i == index) {
+        Some(p) => p,
+        None => {
+            let comps =
+                open_file(&files[index], plan).map_err(|e| name_file(e, &files[index].path))?;
+            if c.open.len() >= CACHED_FILES {
+                c.open.remove(0);
+            }
+            c.open.push((index, comps));
+            c.open.len() - 1
+        }
+    };
+    file_row(&c.open[pos].1, row, true)
+}
+
+fn file_row(comps: &[Tensor], i: usize, copy: bool) -> Result<Item> {
+    comps
         .iter()
         .map(|t| {
             let r = t.index(&[crate::tensor::Index::At(i as isize)])?;

@@ -4,7 +4,10 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::comp::{materialize, Comp, It, Item};
+use serde_json::Value;
+
+use super::comp::{materialize, Comp, Item};
+use super::state::{It, Prov, Stage};
 use super::threads::panic_error;
 use super::{Dataset, Node, PredFn};
 
@@ -33,11 +36,16 @@ impl Filter {
     }
 }
 
-impl Iterator for Filter {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
+/// The state is the input's (nothing is held between outputs); provenance the
+/// input's (a kept element is the input's element unchanged).
+impl Stage for Filter {
+    fn state(&self) -> Result<Value> {
+        self.input.state()
+    }
+
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
         loop {
-            let x = match self.input.next()? {
+            let (x, p) = match self.input.next()? {
                 Ok(x) => x,
                 Err(e) => return Some(Err(e)),
             };
@@ -50,7 +58,7 @@ impl Iterator for Filter {
                 Err(_) => Err(panic_error("a filter predicate")),
             };
             match keep {
-                Ok(true) => return Some(Ok(tensors.into_iter().map(Comp::Ready).collect())),
+                Ok(true) => return Some(Ok((tensors.into_iter().map(Comp::Ready).collect(), p))),
                 Ok(false) => continue,
                 Err(e) => return Some(Err(e)),
             }

@@ -17,9 +17,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde_json::{json, Value};
+
 use super::comp::Item;
 use super::permute::Permutation;
 use super::rng::{mix, random_seed};
+use super::state::{field_u64, object, Prov, Stage};
 use super::{Dataset, Node};
 use crate::error::{Error, Result};
 
@@ -41,65 +44,112 @@ impl Dataset {
                 self.random_access_blocker().unwrap_or("a stage")
             ))
         })?;
-        let seed = seed.unwrap_or_else(random_seed);
         Ok(Self::wrap(Node::GlobalShuffle {
             input: self.clone(),
-            seed,
+            seed: AtomicU64::new(seed.unwrap_or_else(random_seed)),
+            seeded: seed.is_some(),
             reshuffle: reshuffle_each_iteration,
             epoch: AtomicU64::new(0),
-            perm0: Permutation::new(n, mix(seed, 0)),
+            n,
         }))
-    }
-
-    /// The epoch number the next iterator of a `global_shuffle` node uses (and
-    /// advance it); the permutation of that epoch.
-    pub(crate) fn global_shuffle_epoch(&self) -> Option<(u64, Permutation)> {
-        if let Node::GlobalShuffle {
-            seed,
-            reshuffle,
-            epoch,
-            perm0,
-            ..
-        } = &*self.node
-        {
-            if !*reshuffle {
-                return Some((0, perm0.clone()));
-            }
-            let e = epoch.fetch_add(1, Ordering::Relaxed);
-            return Some((e, Permutation::new(perm0.len(), mix(*seed, e))));
-        }
-        None
     }
 }
 
+/// The permutation of epoch `epoch` of a global shuffle of `n` seeded `seed`.
+pub(crate) fn permutation(n: u64, seed: u64, epoch: u64) -> Permutation {
+    Permutation::new(n, mix(seed, epoch))
+}
+
 /// One epoch of a global shuffle: the input's elements at `perm(k)` for
-/// `k = next, next + step, ...` (`step` > 1 when a `shard` reads every n-th).
+/// `k = offset + position, + step, ...`. Unsharded, `offset` is 0 and `step` 1;
+/// under `shard(num, index)` (see [`GlobalShuffleIter::build`]) `offset` is the
+/// shard index and `step` the number of shards, so each shard reads only its own
+/// elements. `position` is the *global* position in the epoch's permutation:
+/// after this shard has yielded `c` elements it is `c × step` — all shards
+/// together have consumed that many, when they advance in lockstep (as in
+/// data-parallel training, one batch per shard per step). A state restored into a
+/// pipeline sharded another way continues from that global position.
 pub(crate) struct GlobalShuffleIter {
     input: Dataset,
     perm: Permutation,
-    next: u64,
+    seed: u64,
+    epoch: u64,
+    position: u64,
+    offset: u64,
     step: u64,
 }
 
 impl GlobalShuffleIter {
-    pub(crate) fn new(input: Dataset, perm: Permutation, start: u64, step: u64) -> Self {
-        GlobalShuffleIter {
+    /// Build (or restore from `state`) an epoch of the global shuffle `gs`, read
+    /// every `step`-th element from `offset`.
+    pub(crate) fn build(
+        gs: &Dataset,
+        offset: u64,
+        step: u64,
+        state: Option<&Value>,
+    ) -> Result<GlobalShuffleIter> {
+        let Node::GlobalShuffle {
             input,
-            perm,
-            next: start,
+            seed,
+            reshuffle,
+            epoch,
+            n,
+            ..
+        } = &*gs.node
+        else {
+            return Err(Error::InvalidArgument(
+                "global_shuffle: not a global shuffle stage".into(),
+            ));
+        };
+        let (s, e, position) = match state {
+            None => {
+                let e = if *reshuffle {
+                    epoch.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    0
+                };
+                (seed.load(Ordering::Relaxed), e, 0)
+            }
+            Some(st) => {
+                let o = object(st, "global_shuffle")?;
+                let (s, e) = (field_u64(o, "seed")?, field_u64(o, "epoch")?);
+                // Later epochs continue from the restored ones, with the seed used.
+                seed.store(s, Ordering::Relaxed);
+                if *reshuffle {
+                    epoch.store(e + 1, Ordering::Relaxed);
+                }
+                (s, e, field_u64(o, "position")?)
+            }
+        };
+        Ok(GlobalShuffleIter {
+            input: input.clone(),
+            perm: permutation(*n, s, e),
+            seed: s,
+            epoch: e,
+            position,
+            offset,
             step: step.max(1),
-        }
+        })
     }
 }
 
-impl Iterator for GlobalShuffleIter {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
-        if self.next >= self.perm.len() {
+impl Stage for GlobalShuffleIter {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
+        let k = self.position.checked_add(self.offset)?;
+        if k >= self.perm.len() {
             return None;
         }
-        let k = self.next;
-        self.next = self.next.saturating_add(self.step);
-        Some(self.input.get_item(self.perm.apply(k)))
+        self.position = self.position.saturating_add(self.step);
+        let j = self.perm.apply(k);
+        Some(self.input.get_item(j).map(|item| (item, Prov::Index(j))))
+    }
+
+    /// `{"epoch", "seed", "position"}`: three numbers, whatever the data size.
+    fn state(&self) -> Result<Value> {
+        Ok(json!({
+            "epoch": self.epoch,
+            "seed": self.seed,
+            "position": self.position,
+        }))
     }
 }

@@ -13,10 +13,13 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::comp::{materialize, Comp, It, Item};
+use serde_json::{json, Value};
+
+use super::comp::{materialize, Comp, Item};
 use super::ops::MapOps;
+use super::state::{provs_json, It, Prov, Stage};
 use super::threads::{panic_error, spawn};
-use super::MapFn;
+use super::{Dataset, MapFn};
 use crate::error::{Error, Result};
 
 /// Workers a parallel map never exceeds, whatever it is asked for: 64, or the
@@ -70,23 +73,40 @@ pub(crate) fn apply_fn(f: &MapFn, item: Item) -> Result<Item> {
 type Job = (Item, SyncSender<Result<Item>>);
 
 /// Applies a map function on `n` worker threads, yielding results in input order.
+///
+/// State: `{"input": ..., "pending": [prov, ...]}` — the upstream's state and the
+/// elements taken from it whose results have not been delivered yet. A restored
+/// map makes those elements again (from the input dataset) and applies the
+/// function to them first.
 pub(crate) struct ParallelMap {
     upstream: It,
+    input: Dataset,
+    /// From a restored state: input elements to make again and send first.
+    redo: VecDeque<Prov>,
     jobs: Option<Sender<Job>>,
-    inflight: VecDeque<Receiver<Result<Item>>>,
+    inflight: VecDeque<(Receiver<Result<Item>>, Option<Prov>)>,
     workers: Vec<JoinHandle<()>>,
     max_inflight: usize,
     exhausted: bool,
 }
 
 impl ParallelMap {
-    /// `n` workers (clamped to `1..=max_workers()`).
-    pub(crate) fn new(upstream: It, f: MapFn, n: usize) -> Result<ParallelMap> {
+    /// `n` workers (clamped to `1..=max_workers()`) over `upstream`, which runs
+    /// `input`; `pending` (from a saved state) go first.
+    pub(crate) fn new(
+        upstream: It,
+        input: Dataset,
+        f: MapFn,
+        n: usize,
+        pending: Vec<Prov>,
+    ) -> Result<ParallelMap> {
         let n = n.clamp(1, max_workers());
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let mut me = ParallelMap {
             upstream,
+            input,
+            redo: pending.into(),
             jobs: Some(tx),
             inflight: VecDeque::new(),
             workers: Vec::with_capacity(n),
@@ -107,33 +127,54 @@ impl ParallelMap {
     }
 }
 
-impl Iterator for ParallelMap {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
-        while !self.exhausted && self.inflight.len() < self.max_inflight {
+impl Stage for ParallelMap {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
+        while self.inflight.len() < self.max_inflight {
+            let next = match self.redo.pop_front() {
+                Some(p) => Some(self.input.materialize(&p).map(|item| (item, p))),
+                None if self.exhausted => break,
+                None => self.upstream.next(),
+            };
             let (tx, rx) = mpsc::sync_channel(1);
-            match self.upstream.next() {
+            let prov = match next {
                 None => {
                     self.exhausted = true;
                     break;
                 }
                 Some(Err(e)) => {
                     let _ = tx.send(Err(e));
+                    None
                 }
-                Some(Ok(item)) => {
+                Some(Ok((item, p))) => {
                     let sent = self.jobs.as_ref().map(|j| j.send((item, tx)));
                     if !matches!(sent, Some(Ok(()))) {
                         return Some(Err(panic_error("a map worker")));
                     }
+                    Some(p)
                 }
-            }
-            self.inflight.push_back(rx);
+            };
+            self.inflight.push_back((rx, prov));
         }
-        let rx = self.inflight.pop_front()?;
-        Some(
-            rx.recv()
-                .unwrap_or_else(|_| Err(panic_error("a map worker"))),
-        )
+        let (rx, prov) = self.inflight.pop_front()?;
+        let r = rx
+            .recv()
+            .unwrap_or_else(|_| Err(panic_error("a map worker")));
+        Some(r.and_then(|item| {
+            let p = prov.ok_or_else(|| panic_error("a map worker"))?;
+            Ok((item, p))
+        }))
+    }
+
+    fn state(&self) -> Result<Value> {
+        let provs = self
+            .inflight
+            .iter()
+            .filter_map(|(_, p)| p.as_ref())
+            .chain(self.redo.iter());
+        Ok(json!({
+            "input": self.upstream.state()?,
+            "pending": provs_json(provs),
+        }))
     }
 }
 

@@ -30,7 +30,8 @@
 //! # What was chosen
 //! Each rule lives in the file named after it: `files.rs`, `shuffle.rs`,
 //! `batch.rs`, `prefetch.rs`, `map.rs` (and `ops.rs` for the built-in ops, `rng.rs`
-//! for seeding, `run.rs` for building an epoch's iterators).
+//! for seeding, `run.rs` for building an epoch's iterators, `state.rs` for saving
+//! and restoring them).
 //!
 //! - **Sources**: [`Dataset::from_tensor_slices`] yields zero-copy views (axis-0
 //!   slices) of its tensors; [`Dataset::range`] yields int64 scalars;
@@ -79,6 +80,14 @@
 //!   elements `i` with `i % num_shards == index`). `repeat` of an empty epoch ends.
 //! - **Cardinality** is tracked as in `tf.data` ([`Cardinality`]); functions never
 //!   change it.
+//! - **Resuming** ([`DatasetIter::state`], [`Dataset::iter_from_state`]): an
+//!   iterator's place is a small JSON value — counters, PRNG states, the epoch
+//!   numbers used, and the source positions (provenances, see `state.rs`) of the
+//!   elements in flight (a shuffle buffer, a prefetch channel, a parallel map's
+//!   jobs), never their data. A restored iterator makes those elements again from
+//!   their sources and yields exactly what the saved one would have yielded next,
+//!   in this process or another. A state from a different pipeline definition is
+//!   refused, naming the first stage that differs.
 //! - **Stopping**: dropping an iterator at any point stops and joins every thread it
 //!   started (the bounded channels are closed first, so no worker blocks) and frees
 //!   every buffer; [`live_threads`] counts pipeline threads to prove it. A worker
@@ -87,6 +96,7 @@
 
 mod access;
 mod batch;
+mod combine;
 mod comp;
 mod concat;
 mod enumerate;
@@ -104,8 +114,11 @@ mod rng;
 mod run;
 mod sample;
 pub mod shuffle;
+mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_state;
 mod threads;
 mod unbatch;
 mod warn;
@@ -113,7 +126,7 @@ mod zip;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use files::{FilesOptions, OnError};
 pub use map::max_workers;
@@ -165,8 +178,14 @@ enum Node {
     Files {
         files: Arc<Vec<FileEntry>>,
         plan: Arc<FilesPlan>,
-        shuffle_seed: Option<u64>,
+        /// Shuffle the file order each epoch (with `seed`, drawn when not given).
+        shuffle: bool,
+        seed: AtomicU64,
+        seeded: bool,
         epoch: AtomicU64,
+        /// Files opened to re-make rows of a restored state (a few, recent ones).
+        cache: Mutex<files::RowCache>,
+        /// Random access (`get`, `global_shuffle`): prefix sums and open files.
         index: access::FileIndex,
     },
     Slices {
@@ -184,11 +203,16 @@ enum Node {
         input: Dataset,
         f: MapFn,
         parallel: usize,
+        /// Why an iterator through this map cannot save its state (`None`: it can).
+        no_state: Option<Arc<str>>,
     },
     Shuffle {
         input: Dataset,
         buffer: usize,
-        seed: u64,
+        /// The seed given, or drawn when the stage was made (a restored state
+        /// puts its own back, so a restore in another process goes on alike).
+        seed: AtomicU64,
+        seeded: bool,
         reshuffle: bool,
         epoch: AtomicU64,
     },
@@ -220,10 +244,11 @@ enum Node {
     },
     GlobalShuffle {
         input: Dataset,
-        seed: u64,
+        seed: AtomicU64,
+        seeded: bool,
         reshuffle: bool,
         epoch: AtomicU64,
-        perm0: permute::Permutation,
+        n: u64,
     },
     Zip {
         inputs: Vec<Dataset>,
@@ -337,16 +362,16 @@ impl Dataset {
     /// reported by the iterator that meets them).
     pub fn from_files(paths: Vec<PathBuf>, opts: FilesOptions) -> Result<(Dataset, Vec<String>)> {
         let (files, plan, warnings) = files::plan_files(paths, &opts)?;
-        let shuffle_seed = opts
-            .shuffle_files
-            .then(|| opts.seed.unwrap_or_else(rng::random_seed));
         let index = access::FileIndex::new(&files);
         let ds = Self::wrap(Node::Files {
             index,
             files: Arc::new(files),
             plan: Arc::new(plan),
-            shuffle_seed,
+            shuffle: opts.shuffle_files,
+            seed: AtomicU64::new(opts.seed.unwrap_or_else(rng::random_seed)),
+            seeded: opts.seed.is_some(),
             epoch: AtomicU64::new(0),
+            cache: Mutex::new(files::RowCache::default()),
         });
         Ok((ds, warnings))
     }
@@ -381,6 +406,24 @@ impl Dataset {
             input: self.clone(),
             f,
             parallel: map::map_workers(num_parallel_calls)?,
+            no_state: None,
+        }))
+    }
+
+    /// [`Dataset::map`] with a function whose results depend on more than its
+    /// argument (e.g. rows streamed from another system), so iterators through it
+    /// cannot save their state: [`DatasetIter::state`] refuses, saying `why`.
+    pub fn map_without_state(
+        &self,
+        f: MapFn,
+        num_parallel_calls: Option<i64>,
+        why: &str,
+    ) -> Result<Dataset> {
+        Ok(Self::wrap(Node::MapFn {
+            input: self.clone(),
+            f,
+            parallel: map::map_workers(num_parallel_calls)?,
+            no_state: Some(why.into()),
         }))
     }
 
@@ -396,7 +439,8 @@ impl Dataset {
         Ok(Self::wrap(Node::Shuffle {
             input: self.clone(),
             buffer,
-            seed: seed.unwrap_or_else(rng::random_seed),
+            seed: AtomicU64::new(seed.unwrap_or_else(rng::random_seed)),
+            seeded: seed.is_some(),
             reshuffle: reshuffle_each_iteration,
             epoch: AtomicU64::new(0),
         }))

@@ -4,8 +4,11 @@
 //! value (default 0).
 
 use super::batch::batch_size;
-use super::comp::{materialize, Comp, It, Item};
+use serde_json::Value;
+
+use super::comp::{materialize, Comp, Item};
 use super::ops::Op;
+use super::state::{bad, It, Prov, Stage};
 use super::{Cardinality, ComponentSpec, Dataset, Node};
 use crate::dtype::{Casting, DType};
 use crate::error::{Error, Result};
@@ -147,6 +150,38 @@ impl PaddedBatch {
     }
 
     fn assemble(&self, items: Vec<Vec<Tensor>>) -> Result<Item> {
+        assemble(&items, &self.shapes, &self.values)
+    }
+}
+
+/// Element `prov` (a `List` of its rows' provenances) of a padded batch.
+pub(crate) fn materialize_batch(
+    input: &Dataset,
+    shapes: &Option<PaddedShapes>,
+    values: &Option<Vec<Option<Tensor>>>,
+    prov: &Prov,
+) -> Result<Item> {
+    match prov {
+        Prov::List(ps) if !ps.is_empty() => {
+            let items = ps
+                .iter()
+                .map(|p| input.materialize(p).and_then(materialize))
+                .collect::<Result<Vec<_>>>()?;
+            assemble(&items, shapes, values)
+        }
+        other => Err(bad(format!(
+            "a padded batch's position is malformed: {other:?}"
+        ))),
+    }
+}
+
+/// Pad and stack `items` (materialized elements).
+fn assemble(
+    items: &[Vec<Tensor>],
+    shapes: &Option<PaddedShapes>,
+    values: &Option<Vec<Option<Tensor>>>,
+) -> Result<Item> {
+    {
         let n = items[0].len();
         let mut out = Vec::with_capacity(n);
         for c in 0..n {
@@ -171,11 +206,7 @@ impl PaddedBatch {
                     *m = (*m).max(*d);
                 }
             }
-            if let Some(want) = self
-                .shapes
-                .as_ref()
-                .and_then(|v| v.get(c).cloned().flatten())
-            {
+            if let Some(want) = shapes.as_ref().and_then(|v| v.get(c).cloned().flatten()) {
                 if want.len() != rank {
                     return Err(Error::Shape(format!(
                         "padded_batch: the padded shape {} of component {c} does not have the rank {rank} of its elements",
@@ -195,9 +226,7 @@ impl PaddedBatch {
                 }
             }
             let pad = pad_bytes(
-                self.values
-                    .as_ref()
-                    .and_then(|v| v.get(c).cloned().flatten()),
+                values.as_ref().and_then(|v| v.get(c).cloned().flatten()),
                 dtype,
             )?;
             let mut full = vec![items.len()];
@@ -210,7 +239,7 @@ impl PaddedBatch {
                 if per == 0 {
                     return Ok(());
                 }
-                for (slot, item) in dst.chunks_mut(per).zip(&items) {
+                for (slot, item) in dst.chunks_mut(per).zip(items) {
                     copy_padded(&item[c], slot, &target)?;
                 }
                 Ok(())
@@ -282,17 +311,26 @@ fn copy_padded(t: &Tensor, dst: &mut [u8], target: &[usize]) -> Result<()> {
     }
 }
 
-impl Iterator for PaddedBatch {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
+/// Provenance `List` of the rows'; state the input's (a batch is never
+/// half-built between outputs).
+impl Stage for PaddedBatch {
+    fn state(&self) -> Result<Value> {
+        self.input.state()
+    }
+
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
         if self.done {
             return None;
         }
         let mut items = Vec::with_capacity(self.size.min(1024));
+        let mut provs = Vec::with_capacity(self.size.min(1024));
         while items.len() < self.size {
             match self.input.next() {
-                Some(Ok(x)) => match materialize(x) {
-                    Ok(t) => items.push(t),
+                Some(Ok((x, p))) => match materialize(x) {
+                    Ok(t) => {
+                        items.push(t);
+                        provs.push(p);
+                    }
                     Err(e) => return Some(Err(e)),
                 },
                 Some(Err(e)) => return Some(Err(e)),
@@ -306,6 +344,6 @@ impl Iterator for PaddedBatch {
             self.done = true;
             return None;
         }
-        Some(self.assemble(items))
+        Some(self.assemble(items).map(|item| (item, Prov::List(provs))))
     }
 }

@@ -6,14 +6,19 @@
 //! channel's slots are allocated up front, and more elements ahead than that buys
 //! nothing but memory).
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use super::comp::{materialize_lazy, It, Item};
+use serde_json::{json, Value};
+
+use super::comp::{materialize_lazy, Item};
+use super::state::{provs_json, It, Prov, Stage};
 use super::threads::{panic_error, spawn};
+use super::Dataset;
 use crate::error::{Error, Result};
 
 /// Elements ahead for `prefetch(AUTOTUNE)`.
@@ -37,23 +42,63 @@ pub(crate) fn prefetch_depth(buffer_size: i64) -> Result<usize> {
     }
 }
 
+/// The upstream stage and the provenances of the elements taken from it but not
+/// yet delivered, changed together under one lock (so a state is consistent).
+struct Shared {
+    upstream: It,
+    inflight: VecDeque<Prov>,
+}
+
 /// Runs the upstream iterator on its own thread, `n` finished elements ahead.
+///
+/// State: `{"input": ..., "pending": [prov, ...]}` — the upstream's state and the
+/// elements taken from it but not yet delivered (in the channel or being made). A
+/// restored prefetch makes those again first (from the input dataset), then goes
+/// on with the upstream: nothing prefetched is lost.
 pub(crate) struct Prefetch {
-    rx: Option<Receiver<Result<Item>>>,
+    rx: Option<Receiver<Result<(Item, Prov)>>>,
+    shared: Arc<Mutex<Shared>>,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
+fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Prefetch {
-    /// `n` is clamped to `1..=MAX_DEPTH`.
-    pub(crate) fn new(mut upstream: It, n: usize) -> Result<Prefetch> {
+    /// `n` is clamped to `1..=MAX_DEPTH`. `pending` (from a saved state): elements
+    /// of `input` (the dataset `upstream` runs) to make and deliver first.
+    pub(crate) fn new(
+        upstream: It,
+        input: Dataset,
+        n: usize,
+        pending: Vec<Prov>,
+    ) -> Result<Prefetch> {
         let (tx, rx) = mpsc::sync_channel(n.clamp(1, MAX_DEPTH));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let shared = Arc::new(Mutex::new(Shared {
+            upstream,
+            inflight: pending.iter().cloned().collect(),
+        }));
+        let sh = shared.clone();
         let handle = spawn("tb-prefetch", move || {
+            let mut redo: VecDeque<Prov> = pending.into();
             while !flag.load(Ordering::Relaxed) {
                 let next = catch_unwind(AssertUnwindSafe(|| {
-                    upstream.next().map(|r| r.and_then(materialize_lazy))
+                    let r = match redo.pop_front() {
+                        Some(p) => Some(input.materialize(&p).map(|item| (item, p))),
+                        None => {
+                            let mut g = lock(&sh);
+                            let r = g.upstream.next();
+                            if let Some(Ok((_, p))) = &r {
+                                g.inflight.push_back(p.clone());
+                            }
+                            r
+                        }
+                    };
+                    r.map(|r| r.and_then(|(item, p)| Ok((materialize_lazy(item)?, p))))
                 }));
                 let r = match next {
                     Ok(None) => break,
@@ -65,20 +110,33 @@ impl Prefetch {
                     break;
                 }
             }
-            // `upstream` (and any threads it owns) is dropped here, on this thread.
+            // The upstream (and any threads it owns) is dropped with the last
+            // handle on `shared`: by the consumer's `Drop`, after joining here.
         })?;
         Ok(Prefetch {
             rx: Some(rx),
+            shared,
             stop,
             handle: Some(handle),
         })
     }
 }
 
-impl Iterator for Prefetch {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
-        self.rx.as_ref()?.recv().ok()
+impl Stage for Prefetch {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
+        let r = self.rx.as_ref()?.recv().ok()?;
+        if r.is_ok() {
+            lock(&self.shared).inflight.pop_front();
+        }
+        Some(r)
+    }
+
+    fn state(&self) -> Result<Value> {
+        let g = lock(&self.shared);
+        Ok(json!({
+            "input": g.upstream.state()?,
+            "pending": provs_json(g.inflight.iter()),
+        }))
     }
 }
 

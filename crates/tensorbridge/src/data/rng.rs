@@ -16,6 +16,16 @@ impl SplitMix64 {
         SplitMix64(seed)
     }
 
+    /// The generator's whole state (for a saved iterator state).
+    pub(crate) fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// This generator moved to `state` (from [`SplitMix64::state`]).
+    pub(crate) fn with_state(self, state: u64) -> Self {
+        SplitMix64(state)
+    }
+
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -1,39 +1,41 @@
-//! Running a pipeline: one epoch's iterator per stage, built from the description.
+//! Running a pipeline: one epoch's stages, built from the description — fresh, or
+//! restored from a saved state (see [`super::state`]).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
+use serde_json::{json, Value};
+
 use super::batch::Batch;
-use super::comp::{materialize, Comp, It, Item};
-use super::concat::Concat;
-use super::enumerate::Enumerate;
+use super::comp::{materialize, Item};
 use super::files::FileRows;
-use super::filter::Filter;
 use super::global::GlobalShuffleIter;
 use super::map::{apply_fn, map_ops, ParallelMap};
-use super::padded_batch::PaddedBatch;
+use super::ops::MapOps;
 use super::prefetch::{self, Prefetch};
 use super::rng::{mix, SplitMix64};
-use super::sample::{Interleave, Picker};
 use super::shuffle::Shuffle;
-use super::unbatch::Unbatch;
+use super::state::{
+    bad, check_top, field, field_bool, field_opt_u64, field_provs, field_u64, object, provs_json,
+    top, It, Prov, Stage,
+};
 use super::warn::Warnings;
-use super::zip::Zip;
-use super::{Dataset, FileEntry, Node};
-use crate::error::Result;
-use crate::tensor::{Index, Tensor};
+use super::{Dataset, MapFn, Node};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
 
 /// What the stages built for one epoch share.
 #[derive(Clone)]
 pub(crate) struct Ctx {
     /// A downstream stage holds elements for long (a shuffle buffer), so a file
     /// source copies its rows rather than keeping whole files mapped.
-    keep: bool,
+    pub(crate) keep: bool,
     /// Where this epoch's stages record warnings.
-    warnings: Warnings,
+    pub(crate) warnings: Warnings,
 }
 
 impl Ctx {
-    fn keeping(&self, keep: bool) -> Ctx {
+    pub(crate) fn keeping(&self, keep: bool) -> Ctx {
         Ctx {
             keep,
             warnings: self.warnings.clone(),
@@ -41,72 +43,154 @@ impl Ctx {
     }
 }
 
+/// The file order of epoch `epoch` of a file source shuffled with `seed`.
+pub(crate) fn file_order(n: usize, seed: Option<u64>, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if let Some(seed) = seed {
+        SplitMix64::new(mix(seed ^ 0x5EED_F11E_5EED_F11E, epoch)).shuffle(&mut order);
+    }
+    order
+}
+
 impl Dataset {
     /// Start one epoch.
     pub fn iter(&self) -> Result<DatasetIter> {
+        self.start(None)
+    }
+
+    /// Resume an epoch where an iterator's [`DatasetIter::state`] left it: the
+    /// iterator yields exactly the elements the saved one would have yielded next
+    /// (bit-identical, same batch boundaries), in this process or another. A state
+    /// saved from a different pipeline definition is refused with
+    /// [`Error::InvalidArgument`] naming the first stage that differs.
+    pub fn iter_from_state(&self, state: &Value) -> Result<DatasetIter> {
+        self.start(Some(state))
+    }
+
+    /// [`Dataset::iter_from_state`] from the state's JSON text.
+    pub fn iter_from_json(&self, state: &str) -> Result<DatasetIter> {
+        let v: Value = serde_json::from_str(state)
+            .map_err(|e| bad(format!("the state is not valid JSON: {e}")))?;
+        self.iter_from_state(&v)
+    }
+
+    fn start(&self, state: Option<&Value>) -> Result<DatasetIter> {
         let warnings = Warnings::default();
         let ctx = Ctx {
             keep: false,
             warnings: warnings.clone(),
         };
+        let (position, tree) = match state {
+            None => (0, None),
+            Some(s) => {
+                let (p, t) = check_top(self, s)?;
+                (p, Some(t))
+            }
+        };
         Ok(DatasetIter {
-            inner: self.build_in(&ctx)?,
+            inner: self.build_in(&ctx, tree)?,
+            ds: self.clone(),
+            position,
             warnings,
             failed: false,
         })
     }
 
-    pub(super) fn build_in(&self, ctx: &Ctx) -> Result<It> {
+    /// Build one epoch's stages: fresh (`state` `None`) or restored.
+    pub(crate) fn build_in(&self, ctx: &Ctx, state: Option<&Value>) -> Result<It> {
         let keep = ctx.keep;
         Ok(match &*self.node {
             Node::Files {
                 files,
                 plan,
-                shuffle_seed,
+                shuffle,
+                seed,
                 epoch,
                 ..
             } => {
-                let mut order: Vec<FileEntry> = files.as_ref().clone();
-                if let Some(seed) = shuffle_seed {
-                    let e = epoch.fetch_add(1, Ordering::Relaxed);
-                    SplitMix64::new(mix(*seed ^ 0x5EED_F11E_5EED_F11E, e)).shuffle(&mut order);
-                }
-                let rows = FileRows::new(order, plan.clone(), keep, ctx.warnings.clone());
-                if keep {
+                // Under a shuffle or a deep prefetch the rows are read ahead on a
+                // thread (a prefetch stage, whose state holds the rows in flight).
+                let ahead = state
+                    .and_then(Value::as_object)
+                    .filter(|o| o.contains_key("pending"));
+                let wrap = keep || ahead.is_some();
+                let (rows_state, pending) = match ahead {
+                    Some(o) => (Some(field(o, "input")?), field_provs(o, "pending")?),
+                    None => (state, Vec::new()),
+                };
+                let rows = match rows_state {
+                    None => {
+                        let e = if *shuffle {
+                            epoch.fetch_add(1, Ordering::Relaxed)
+                        } else {
+                            0
+                        };
+                        let s = shuffle.then(|| seed.load(Ordering::Relaxed));
+                        FileRows::new(
+                            files.clone(),
+                            plan.clone(),
+                            s,
+                            e,
+                            keep,
+                            ctx.warnings.clone(),
+                        )
+                    }
+                    Some(st) => {
+                        let rows = FileRows::restore(
+                            files.clone(),
+                            plan.clone(),
+                            *shuffle,
+                            keep,
+                            ctx.warnings.clone(),
+                            st,
+                        )?;
+                        if let Some(s) = rows.seed() {
+                            seed.store(s, Ordering::Relaxed);
+                            epoch.store(rows.epoch() + 1, Ordering::Relaxed);
+                        }
+                        rows
+                    }
+                };
+                if wrap {
                     // Rows are copied out: do that (and the page faults of reading
                     // the mapping) on a reader thread, ahead of the consumer.
-                    Box::new(Prefetch::new(Box::new(rows), 256)?)
+                    Box::new(Prefetch::new(Box::new(rows), self.clone(), 256, pending)?)
                 } else {
                     Box::new(rows)
                 }
             }
-            Node::Slices { comps, len } => {
-                let comps = comps.clone();
-                Box::new((0..*len).map(move |i| {
-                    comps
-                        .iter()
-                        .map(|t| t.index(&[Index::At(i as isize)]).map(Comp::Ready))
-                        .collect::<Result<Item>>()
-                }))
-            }
-            Node::Range { n } => Box::new(
-                (0..*n).map(|i| Tensor::from_slice(&[i as i64], &[]).map(|t| vec![Comp::Ready(t)])),
-            ),
-            Node::MapOps { input, ops } => {
-                let ops = ops.clone();
-                Box::new(
-                    input
-                        .build_in(ctx)?
-                        .map(move |r| r.and_then(|item| map_ops(item, &ops))),
-                )
-            }
-            Node::MapFn { input, f, parallel } => {
-                let up = input.build_in(ctx)?;
+            Node::Slices { len, .. } => Box::new(Counter::new(self, *len as u64, state)?),
+            Node::Range { n } => Box::new(Counter::new(self, *n, state)?),
+            Node::MapOps { input, ops } => Box::new(OpsStage {
+                input: input.build_in(ctx, state)?,
+                ops: ops.clone(),
+            }),
+            Node::MapFn {
+                input, f, parallel, ..
+            } => {
+                let (inner, pending) = match state {
+                    None => (None, Vec::new()),
+                    Some(s) => {
+                        let o = object(s, "map")?;
+                        (Some(field(o, "input")?), field_provs(o, "pending")?)
+                    }
+                };
+                let up = input.build_in(ctx, inner)?;
                 if *parallel <= 1 {
-                    let f = f.clone();
-                    Box::new(up.map(move |r| r.and_then(|item| apply_fn(&f, item))))
+                    Box::new(SeqMap {
+                        input: up,
+                        input_ds: input.clone(),
+                        f: f.clone(),
+                        pending: pending.into(),
+                    })
                 } else {
-                    Box::new(ParallelMap::new(up, f.clone(), *parallel)?)
+                    Box::new(ParallelMap::new(
+                        up,
+                        input.clone(),
+                        f.clone(),
+                        *parallel,
+                        pending,
+                    )?)
                 }
             }
             Node::Shuffle {
@@ -115,128 +199,270 @@ impl Dataset {
                 seed,
                 reshuffle,
                 epoch,
+                ..
             } => {
-                let e = if *reshuffle {
-                    epoch.fetch_add(1, Ordering::Relaxed)
-                } else {
-                    0
-                };
-                Box::new(Shuffle::new(
-                    input.build_in(&ctx.keeping(true))?,
-                    *buffer,
-                    mix(*seed, e),
-                ))
+                let deep = ctx.keeping(true);
+                match state {
+                    None => {
+                        let e = if *reshuffle {
+                            epoch.fetch_add(1, Ordering::Relaxed)
+                        } else {
+                            0
+                        };
+                        let s = seed.load(Ordering::Relaxed);
+                        Box::new(Shuffle::new(input.build_in(&deep, None)?, *buffer, s, e))
+                    }
+                    Some(st) => {
+                        let o = object(st, "shuffle")?;
+                        let up = input.build_in(&deep, Some(field(o, "input")?))?;
+                        let sh = Shuffle::restore(up, input, *buffer, o)?;
+                        seed.store(sh.seed(), Ordering::Relaxed);
+                        if *reshuffle {
+                            epoch.store(sh.epoch() + 1, Ordering::Relaxed);
+                        }
+                        Box::new(sh)
+                    }
+                }
             }
             Node::Batch {
                 input,
                 size,
                 drop_remainder,
             } => Box::new(Batch::new(
-                input.build_in(&ctx.keeping(false))?,
+                input.build_in(&ctx.keeping(false), state)?,
                 *size,
                 *drop_remainder,
             )),
             Node::Prefetch { input, n } => {
                 let deep = ctx.keeping(keep || *n > prefetch::DEEP);
-                Box::new(Prefetch::new(input.build_in(&deep)?, *n)?)
+                let (inner, pending) = match state {
+                    None => (None, Vec::new()),
+                    Some(s) => {
+                        let o = object(s, "prefetch")?;
+                        (Some(field(o, "input")?), field_provs(o, "pending")?)
+                    }
+                };
+                Box::new(Prefetch::new(
+                    input.build_in(&deep, inner)?,
+                    input.clone(),
+                    *n,
+                    pending,
+                )?)
             }
-            Node::Repeat { input, count } => Box::new(Repeat {
-                input: input.clone(),
-                ctx: ctx.clone(),
-                current: None,
-                left: *count,
-                yielded: false,
-            }),
+            Node::Repeat { input, count } => Box::new(Repeat::new(input, ctx, *count, state)?),
             Node::Take { input, n } => match n {
-                None => input.build_in(ctx)?,
-                Some(n) => Box::new(input.build_in(ctx)?.take(*n as usize)),
-            },
-            Node::Skip { input, n } => match n {
-                None => {
-                    let mut up = input.build_in(ctx)?;
-                    // Skip all: drain (errors still surface), yield nothing more.
-                    Box::new(std::iter::from_fn(move || loop {
-                        match up.next()? {
-                            Err(e) => return Some(Err(e)),
-                            Ok(_) => continue,
-                        }
-                    }))
+                None => input.build_in(ctx, state)?,
+                Some(n) => {
+                    let (left, inner) = counted(state, "take", "left", *n)?;
+                    Box::new(Take {
+                        input: input.build_in(ctx, inner)?,
+                        left,
+                    })
                 }
-                Some(n) => Box::new(input.build_in(ctx)?.skip(*n as usize)),
             },
+            Node::Skip { input, n } => {
+                let (left, inner) = counted(state, "skip", "left", n.unwrap_or(0))?;
+                Box::new(Skip {
+                    input: input.build_in(ctx, inner)?,
+                    all: n.is_none(),
+                    left,
+                })
+            }
+            // Elastic sharding: each shard reads only its own elements of the
+            // permutation and saves the global position (see `global.rs`).
+            Node::Shard { input, num, index } if input.is_global_shuffle() => {
+                Box::new(GlobalShuffleIter::build(input, *index, *num, state)?)
+            }
             Node::Shard { input, num, index } => {
-                let (num, index) = (*num, *index);
-                Box::new(
-                    input
-                        .build_in(ctx)?
-                        .enumerate()
-                        .filter(move |(i, _)| *i as u64 % num == index)
-                        .map(|(_, r)| r),
-                )
+                let (seen, inner) = counted(state, "shard", "seen", 0)?;
+                Box::new(Shard {
+                    input: input.build_in(ctx, inner)?,
+                    num: *num,
+                    index: *index,
+                    seen,
+                })
             }
-            Node::GlobalShuffle { input, .. } => {
-                let (_, perm) = self.global_shuffle_epoch().ok_or_else(|| {
-                    crate::Error::InvalidArgument("global_shuffle: not a global shuffle".into())
-                })?;
-                Box::new(GlobalShuffleIter::new(input.clone(), perm, 0, 1))
-            }
-            Node::Zip { inputs } => Box::new(Zip::new(
-                inputs
-                    .iter()
-                    .map(|d| d.build_in(ctx))
-                    .collect::<Result<Vec<_>>>()?,
-            )),
-            Node::Concatenate { first, second } => Box::new(Concat::new(
-                first.build_in(ctx)?,
-                second.clone(),
-                ctx.clone(),
-            )),
-            Node::Filter { input, pred } => {
-                Box::new(Filter::new(input.build_in(ctx)?, pred.clone()))
-            }
-            Node::Enumerate { input, start } => {
-                Box::new(Enumerate::new(input.build_in(ctx)?, *start))
-            }
-            Node::Unbatch { input } => Box::new(Unbatch::new(input.build_in(ctx)?)),
-            Node::PaddedBatch {
-                input,
-                size,
-                drop_remainder,
-                shapes,
-                values,
-            } => Box::new(PaddedBatch::new(
-                input.build_in(&ctx.keeping(false))?,
-                *size,
-                *drop_remainder,
-                shapes.clone(),
-                values.clone(),
-            )),
-            Node::Sample {
-                inputs,
-                weights,
-                seed,
-                stop_on_empty,
-            } => Box::new(Interleave::new(
-                inputs
-                    .iter()
-                    .map(|d| d.build_in(ctx))
-                    .collect::<Result<Vec<_>>>()?,
-                Picker::Weights(weights.clone(), SplitMix64::new(*seed)),
-                *stop_on_empty,
-            )),
-            Node::Choose {
-                inputs,
-                choice,
-                stop_on_empty,
-            } => Box::new(Interleave::new(
-                inputs
-                    .iter()
-                    .map(|d| d.build_in(ctx))
-                    .collect::<Result<Vec<_>>>()?,
-                Picker::Choice(choice.build_in(ctx)?),
-                *stop_on_empty,
-            )),
+            Node::GlobalShuffle { .. }
+            | Node::Zip { .. }
+            | Node::Concatenate { .. }
+            | Node::Filter { .. }
+            | Node::Enumerate { .. }
+            | Node::Unbatch { .. }
+            | Node::PaddedBatch { .. }
+            | Node::Sample { .. }
+            | Node::Choose { .. } => self.build_combinator(ctx, state)?,
         })
+    }
+
+    /// Make the element with provenance `prov` again (as this dataset's stages
+    /// would hand it on), walking the description down to the source.
+    pub(crate) fn materialize(&self, prov: &Prov) -> Result<Item> {
+        match &*self.node {
+            Node::Files {
+                files, plan, cache, ..
+            } => super::files::read_row(files, plan, cache, prov.index()?),
+            Node::Slices { comps, len } => {
+                let i = prov.index()?;
+                if i >= *len as u64 {
+                    return Err(bad(format!("row {i} is out of range for {len} rows")));
+                }
+                comps
+                    .iter()
+                    .map(|t| {
+                        t.index(&[crate::tensor::Index::At(i as isize)])
+                            .map(super::comp::Comp::Ready)
+                    })
+                    .collect()
+            }
+            Node::Range { n } => {
+                let i = prov.index()?;
+                if i >= *n {
+                    return Err(bad(format!("row {i} is out of range for range({n})")));
+                }
+                Ok(vec![super::comp::Comp::Ready(Tensor::from_slice(
+                    &[i as i64],
+                    &[],
+                )?)])
+            }
+            Node::MapOps { input, ops } => map_ops(input.materialize(prov)?, ops),
+            Node::MapFn { input, f, .. } => apply_fn(f, input.materialize(prov)?),
+            Node::Batch { input, .. } => match prov {
+                Prov::List(ps) if !ps.is_empty() => {
+                    let items = ps
+                        .iter()
+                        .map(|p| input.materialize(p))
+                        .collect::<Result<Vec<_>>>()?;
+                    let mut recycler = super::batch::Recycler::new(0);
+                    Ok(super::batch::assemble(&items, &mut recycler)?
+                        .into_iter()
+                        .map(super::comp::Comp::Ready)
+                        .collect())
+                }
+                other => Err(bad(format!("a batch's position is malformed: {other:?}"))),
+            },
+            Node::Shuffle { input, .. }
+            | Node::Prefetch { input, .. }
+            | Node::Repeat { input, .. }
+            | Node::Take { input, .. }
+            | Node::Skip { input, .. }
+            | Node::Shard { input, .. } => input.materialize(prov),
+            Node::GlobalShuffle { .. }
+            | Node::Zip { .. }
+            | Node::Concatenate { .. }
+            | Node::Filter { .. }
+            | Node::Enumerate { .. }
+            | Node::Unbatch { .. }
+            | Node::PaddedBatch { .. }
+            | Node::Sample { .. }
+            | Node::Choose { .. } => self.materialize_combinator(prov),
+        }
+    }
+}
+
+/// `(counter, input state)` of a stage with one counter: from its state, or
+/// `fresh` and `None`.
+fn counted<'a>(
+    state: Option<&'a Value>,
+    what: &str,
+    key: &str,
+    fresh: u64,
+) -> Result<(u64, Option<&'a Value>)> {
+    match state {
+        None => Ok((fresh, None)),
+        Some(s) => {
+            let o = object(s, what)?;
+            Ok((field_u64(o, key)?, Some(field(o, "input")?)))
+        }
+    }
+}
+
+/// A source of rows `0..end` (`from_tensor_slices`, `range`), made on demand.
+struct Counter {
+    ds: Dataset,
+    next: u64,
+    end: u64,
+}
+
+impl Counter {
+    fn new(ds: &Dataset, end: u64, state: Option<&Value>) -> Result<Counter> {
+        let next = match state {
+            None => 0,
+            Some(s) => field_u64(object(s, "a source")?, "next")?,
+        };
+        Ok(Counter {
+            ds: ds.clone(),
+            next,
+            end,
+        })
+    }
+}
+
+impl Stage for Counter {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let p = Prov::Index(self.next);
+        self.next += 1;
+        Some(self.ds.materialize(&p).map(|item| (item, p)))
+    }
+
+    fn state(&self) -> Result<Value> {
+        Ok(json!({ "next": self.next }))
+    }
+}
+
+/// Built-in ops (planned per element; the state is the input's).
+struct OpsStage {
+    input: It,
+    ops: Vec<MapOps>,
+}
+
+impl Stage for OpsStage {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
+        Some(
+            self.input
+                .next()?
+                .and_then(|(item, p)| Ok((map_ops(item, &self.ops)?, p))),
+        )
+    }
+
+    fn state(&self) -> Result<Value> {
+        self.input.state()
+    }
+}
+
+/// A map function on the consuming thread. Its state has the layout of a
+/// parallel map's (so the number of workers may change between save and
+/// restore): elements a parallel map had in flight come out first.
+struct SeqMap {
+    input: It,
+    input_ds: Dataset,
+    f: MapFn,
+    pending: VecDeque<Prov>,
+}
+
+impl Stage for SeqMap {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
+        if let Some(p) = self.pending.pop_front() {
+            let r = self
+                .input_ds
+                .materialize(&p)
+                .and_then(|item| apply_fn(&self.f, item));
+            return Some(r.map(|item| (item, p)));
+        }
+        Some(
+            self.input
+                .next()?
+                .and_then(|(item, p)| Ok((apply_fn(&self.f, item)?, p))),
+        )
+    }
+
+    fn state(&self) -> Result<Value> {
+        Ok(json!({
+            "input": self.input.state()?,
+            "pending": provs_json(self.pending.iter()),
+        }))
     }
 }
 
@@ -249,9 +475,40 @@ struct Repeat {
     yielded: bool,
 }
 
-impl Iterator for Repeat {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
+impl Repeat {
+    /// The first pass is built now, so its state (epoch counters included) is
+    /// there before the first element.
+    fn new(input: &Dataset, ctx: &Ctx, count: Option<u64>, state: Option<&Value>) -> Result<Self> {
+        let mut me = Repeat {
+            input: input.clone(),
+            ctx: ctx.clone(),
+            current: None,
+            left: count,
+            yielded: false,
+        };
+        match state {
+            None => {
+                if me.left != Some(0) {
+                    me.left = me.left.map(|k| k - 1);
+                    me.current = Some(input.build_in(ctx, None)?);
+                }
+            }
+            Some(s) => {
+                let o = object(s, "repeat")?;
+                me.left = field_opt_u64(o, "left")?;
+                me.yielded = field_bool(o, "yielded")?;
+                me.current = match field(o, "inner")? {
+                    Value::Null => None,
+                    inner => Some(input.build_in(ctx, Some(inner))?),
+                };
+            }
+        }
+        Ok(me)
+    }
+}
+
+impl Stage for Repeat {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
         loop {
             if let Some(it) = &mut self.current {
                 match it.next() {
@@ -260,10 +517,13 @@ impl Iterator for Repeat {
                         return Some(r);
                     }
                     None => {
-                        self.current = None;
                         if !self.yielded {
                             return None; // an empty epoch: repeating would spin forever
                         }
+                        if self.left == Some(0) {
+                            return None; // keep the last pass: its state says "done"
+                        }
+                        self.current = None;
                     }
                 }
             }
@@ -273,7 +533,7 @@ impl Iterator for Repeat {
                 None => {}
             }
             self.yielded = false;
-            match self.input.build_in(&self.ctx) {
+            match self.input.build_in(&self.ctx, None) {
                 Ok(it) => self.current = Some(it),
                 Err(e) => {
                     self.left = Some(0);
@@ -282,12 +542,97 @@ impl Iterator for Repeat {
             }
         }
     }
+
+    fn state(&self) -> Result<Value> {
+        Ok(json!({
+            "left": self.left,
+            "yielded": self.yielded,
+            "inner": match &self.current {
+                Some(it) => it.state()?,
+                None => Value::Null,
+            },
+        }))
+    }
+}
+
+/// The first `left` elements.
+struct Take {
+    input: It,
+    left: u64,
+}
+
+impl Stage for Take {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
+        if self.left == 0 {
+            return None;
+        }
+        let r = self.input.next()?;
+        self.left -= 1;
+        Some(r)
+    }
+
+    fn state(&self) -> Result<Value> {
+        Ok(json!({ "left": self.left, "input": self.input.state()? }))
+    }
+}
+
+/// All but the first `left` elements (`all`: none; errors still surface).
+struct Skip {
+    input: It,
+    all: bool,
+    left: u64,
+}
+
+impl Stage for Skip {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
+        loop {
+            if !self.all && self.left == 0 {
+                return self.input.next();
+            }
+            match self.input.next()? {
+                Err(e) => return Some(Err(e)),
+                Ok(_) => self.left = self.left.saturating_sub(1),
+            }
+        }
+    }
+
+    fn state(&self) -> Result<Value> {
+        Ok(json!({ "left": self.left, "input": self.input.state()? }))
+    }
+}
+
+/// Elements `i` with `i % num == index`; `seen` counts the input's elements.
+struct Shard {
+    input: It,
+    num: u64,
+    index: u64,
+    seen: u64,
+}
+
+impl Stage for Shard {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
+        loop {
+            let r = self.input.next()?;
+            let i = self.seen;
+            self.seen += 1;
+            if i % self.num == self.index {
+                return Some(r);
+            }
+        }
+    }
+
+    fn state(&self) -> Result<Value> {
+        Ok(json!({ "seen": self.seen, "input": self.input.state()? }))
+    }
 }
 
 /// One epoch of a [`Dataset`]: yields each element's components, or the first
 /// error (after which it ends). Dropping it stops and joins its threads.
+/// [`DatasetIter::state`] saves its place; [`Dataset::iter_from_state`] resumes.
 pub struct DatasetIter {
     inner: It,
+    ds: Dataset,
+    position: u64,
     warnings: Warnings,
     failed: bool,
 }
@@ -299,6 +644,30 @@ impl DatasetIter {
     pub fn take_warnings(&self) -> Vec<String> {
         self.warnings.take()
     }
+
+    /// Elements yielded so far (counted on from the restored position).
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// This iterator's place: `{"version": 1, "pipeline": [...], "position": n,
+    /// "state": {...}}` — counters, PRNG states and the source positions of the
+    /// elements in flight (never element data). Cheap: a walk over the stages.
+    /// A pipeline that cannot resume (see [`Dataset::map_without_state`]) gives
+    /// [`Error::InvalidArgument`] saying why.
+    pub fn state(&self) -> Result<Value> {
+        if let Some(why) = self.ds.no_state_reason() {
+            return Err(Error::InvalidArgument(format!(
+                "this iterator cannot save its state: {why}"
+            )));
+        }
+        Ok(top(&self.ds, self.position, self.inner.state()?))
+    }
+
+    /// [`DatasetIter::state`] as JSON text.
+    pub fn state_json(&self) -> Result<String> {
+        Ok(self.state()?.to_string())
+    }
 }
 
 impl Iterator for DatasetIter {
@@ -307,8 +676,11 @@ impl Iterator for DatasetIter {
         if self.failed {
             return None;
         }
-        let r = self.inner.next()?.and_then(materialize);
+        let r = self.inner.next()?.and_then(|(item, _)| materialize(item));
         self.failed = r.is_err();
+        if !self.failed {
+            self.position += 1;
+        }
         Some(r)
     }
 }

@@ -8,8 +8,12 @@
 //! skipped), and the stage ends when every input is exhausted (or the choice
 //! dataset ends).
 
-use super::comp::{materialize, It, Item};
+use serde_json::{json, Value};
+
+use super::comp::{materialize, Item};
 use super::rng::{random_seed, SplitMix64};
+use super::run::Ctx;
+use super::state::{bad, field, field_bool, object, It, Prov, Stage};
 use super::{Cardinality, ComponentSpec, Dataset, Node};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -109,7 +113,9 @@ pub(crate) enum Picker {
     Choice(It),
 }
 
-/// One epoch of a directed interleave.
+/// One epoch of a directed interleave: provenance `Tagged(k, p)` (`k`: the input);
+/// state `{"picker": rng state | choice state, "inputs": [state | null (exhausted)],
+/// "done": bool}`.
 pub(crate) struct Interleave {
     inputs: Vec<Option<It>>,
     picker: Picker,
@@ -118,13 +124,58 @@ pub(crate) struct Interleave {
 }
 
 impl Interleave {
-    pub(crate) fn new(inputs: Vec<It>, picker: Picker, stop_on_empty: bool) -> Interleave {
-        Interleave {
-            inputs: inputs.into_iter().map(Some).collect(),
+    /// A fresh epoch (`state` `None`) or one restored: `datasets` are the inputs,
+    /// `picker` the fresh picker (its RNG or choice iterator is then moved to the
+    /// saved place), `choice` the choice dataset (for a restore).
+    pub(crate) fn build(
+        datasets: &[Dataset],
+        ctx: &Ctx,
+        picker: Picker,
+        choice: Option<&Dataset>,
+        stop_on_empty: bool,
+        state: Option<&Value>,
+    ) -> Result<Interleave> {
+        let Some(s) = state else {
+            return Ok(Interleave {
+                inputs: datasets
+                    .iter()
+                    .map(|d| d.build_in(ctx, None).map(Some))
+                    .collect::<Result<_>>()?,
+                picker,
+                stop_on_empty,
+                done: false,
+            });
+        };
+        let o = object(s, "sample/choose_from_datasets")?;
+        let list = field(o, "inputs")?
+            .as_array()
+            .filter(|a| a.len() == datasets.len())
+            .ok_or_else(|| bad(format!("{} input states expected", datasets.len())))?;
+        let inputs = datasets
+            .iter()
+            .zip(list)
+            .map(|(d, st)| match st {
+                Value::Null => Ok(None),
+                st => d.build_in(ctx, Some(st)).map(Some),
+            })
+            .collect::<Result<_>>()?;
+        let p = field(o, "picker")?;
+        let picker = match (picker, choice) {
+            (Picker::Weights(w, rng), _) => {
+                let st = p
+                    .as_u64()
+                    .ok_or_else(|| bad("the sampler's state is not a number"))?;
+                Picker::Weights(w, rng.with_state(st))
+            }
+            (Picker::Choice(_), Some(c)) => Picker::Choice(c.build_in(ctx, Some(p))?),
+            (Picker::Choice(_), None) => return Err(bad("no choice dataset")),
+        };
+        Ok(Interleave {
+            inputs,
             picker,
             stop_on_empty,
-            done: false,
-        }
+            done: field_bool(o, "done")?,
+        })
     }
 
     /// The next input to read (`None`: the stage ends).
@@ -159,7 +210,7 @@ impl Interleave {
             }
             Picker::Choice(it) => {
                 let c = match it.next()? {
-                    Ok(x) => materialize(x).and_then(|t| {
+                    Ok((x, _)) => materialize(x).and_then(|t| {
                         let v = t.first().map(|t| t.to_vec::<i64>()).transpose()?;
                         match v.as_deref() {
                             Some([c]) if t.len() == 1 && t[0].shape().is_empty() => Ok(*c),
@@ -183,9 +234,18 @@ impl Interleave {
     }
 }
 
-impl Iterator for Interleave {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
+/// Element `prov` of a directed interleave.
+pub(crate) fn materialize_tagged(inputs: &[Dataset], prov: &Prov) -> Result<Item> {
+    match prov {
+        Prov::Tagged(k, p) if (*k as usize) < inputs.len() => inputs[*k as usize].materialize(p),
+        other => Err(bad(format!(
+            "a sampled element's position is malformed: {other:?}"
+        ))),
+    }
+}
+
+impl Stage for Interleave {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
         while !self.done {
             if self.inputs.iter().all(Option::is_none) {
                 break;
@@ -205,7 +265,7 @@ impl Iterator for Interleave {
                 continue;
             };
             match it.next() {
-                Some(r) => return Some(r),
+                Some(r) => return Some(r.map(|(x, p)| (x, Prov::Tagged(k as u64, Box::new(p))))),
                 None => {
                     self.inputs[k] = None;
                     if self.stop_on_empty {
@@ -216,5 +276,18 @@ impl Iterator for Interleave {
         }
         self.done = true;
         None
+    }
+
+    fn state(&self) -> Result<Value> {
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|i| i.as_ref().map_or(Ok(Value::Null), |i| i.state()))
+            .collect::<Result<Vec<_>>>()?;
+        let picker = match &self.picker {
+            Picker::Weights(_, rng) => Value::from(rng.state()),
+            Picker::Choice(it) => it.state()?,
+        };
+        Ok(json!({ "picker": picker, "inputs": inputs, "done": self.done }))
     }
 }

@@ -8,9 +8,12 @@
 //! (`UNKNOWN_CARDINALITY`), meaning the whole dataset (refused for an infinite
 //! one); anything else (`0`, `-1`, ...) is refused.
 
-use super::comp::{It, Item};
-use super::rng::SplitMix64;
-use super::Cardinality;
+use serde_json::{json, Map, Value};
+
+use super::comp::Item;
+use super::rng::{mix, SplitMix64};
+use super::state::{bad, field_bool, field_provs, field_u64, provs_json, It, Prov, Stage};
+use super::{Cardinality, Dataset};
 use crate::error::{Error, Result};
 
 /// `tf.data.UNKNOWN_CARDINALITY` as a buffer size: shuffle the whole dataset.
@@ -32,29 +35,76 @@ pub(crate) fn shuffle_buffer(buffer_size: i64, input: Cardinality) -> Result<usi
 }
 
 /// One epoch of a buffer shuffle.
+///
+/// State: `{"input": ..., "seed": s, "epoch": e, "rng": r, "exhausted": bool,
+/// "buffer": [prov, ...]}` — the buffered elements' provenances in buffer order
+/// (about `buffer_size` numbers once the buffer is full), never their data.
 pub(crate) struct Shuffle {
     upstream: It,
-    buf: Vec<Item>,
+    buf: Vec<(Item, Prov)>,
     size: usize,
+    seed: u64,
+    epoch: u64,
     rng: SplitMix64,
     exhausted: bool,
 }
 
 impl Shuffle {
-    pub(crate) fn new(upstream: It, size: usize, seed: u64) -> Shuffle {
+    /// Epoch `epoch` of a shuffle seeded `seed` (its PRNG starts at `mix(seed, epoch)`).
+    pub(crate) fn new(upstream: It, size: usize, seed: u64, epoch: u64) -> Shuffle {
         Shuffle {
             upstream,
             buf: Vec::new(),
             size: size.max(1),
-            rng: SplitMix64::new(seed),
+            seed,
+            epoch,
+            rng: SplitMix64::new(mix(seed, epoch)),
             exhausted: false,
         }
     }
+
+    /// Restore from a state: the buffered elements are made again from `input`.
+    pub(crate) fn restore(
+        upstream: It,
+        input: &Dataset,
+        size: usize,
+        o: &Map<String, Value>,
+    ) -> Result<Shuffle> {
+        let provs = field_provs(o, "buffer")?;
+        if provs.len() > size.max(1) {
+            return Err(bad(format!(
+                "shuffle: the state buffers {} elements, more than buffer_size {size}",
+                provs.len()
+            )));
+        }
+        let buf = provs
+            .into_iter()
+            .map(|p| Ok((input.materialize(&p)?, p)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Shuffle {
+            upstream,
+            buf,
+            size: size.max(1),
+            seed: field_u64(o, "seed")?,
+            epoch: field_u64(o, "epoch")?,
+            rng: SplitMix64::new(0).with_state(field_u64(o, "rng")?),
+            exhausted: field_bool(o, "exhausted")?,
+        })
+    }
+
+    /// The seed this shuffle was made with.
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The epoch whose order this is.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
 }
 
-impl Iterator for Shuffle {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
+impl Stage for Shuffle {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
         while !self.exhausted && self.buf.len() < self.size {
             match self.upstream.next() {
                 Some(Ok(x)) => self.buf.push(x),
@@ -67,5 +117,16 @@ impl Iterator for Shuffle {
         }
         let i = self.rng.below(self.buf.len());
         Some(Ok(self.buf.swap_remove(i)))
+    }
+
+    fn state(&self) -> Result<Value> {
+        Ok(json!({
+            "input": self.upstream.state()?,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "rng": self.rng.state(),
+            "exhausted": self.exhausted,
+            "buffer": provs_json(self.buf.iter().map(|(_, p)| p)),
+        }))
     }
 }

@@ -1,7 +1,11 @@
 //! `unbatch`: split every element along its first dimension into rows (zero-copy
 //! views); all components must share that dimension.
 
-use super::comp::{materialize, Comp, It, Item};
+use serde_json::{json, Value};
+
+use super::comp::{materialize, Comp, Item};
+use super::run::Ctx;
+use super::state::{bad, field, field_u64, object, It, Prov, Stage};
 use super::{Cardinality, ComponentSpec, Dataset, Node};
 use crate::error::{Error, Result};
 use crate::tensor::{Index, Tensor};
@@ -68,23 +72,71 @@ pub(crate) fn element_spec(input: &Dataset) -> Result<Option<Vec<ComponentSpec>>
     }))
 }
 
-/// One epoch of an unbatch.
+/// One epoch of an unbatch: provenance `Tagged(row, batch provenance)`; state
+/// `{"input": ..., "batch": provenance of the current element or null, "next": row}`
+/// (the current element is made again from its provenance on restore).
 pub(crate) struct Unbatch {
     input: It,
     current: Vec<Tensor>,
+    batch: Option<Prov>,
     rows: usize,
     next: usize,
 }
 
 impl Unbatch {
-    pub(crate) fn new(input: It) -> Unbatch {
-        Unbatch {
-            input,
+    /// A fresh epoch, or one restored from `state`.
+    pub(crate) fn build(input: &Dataset, ctx: &Ctx, state: Option<&Value>) -> Result<Unbatch> {
+        let Some(s) = state else {
+            return Ok(Unbatch {
+                input: input.build_in(ctx, None)?,
+                current: Vec::new(),
+                batch: None,
+                rows: 0,
+                next: 0,
+            });
+        };
+        let o = object(s, "unbatch")?;
+        let mut me = Unbatch {
+            input: input.build_in(ctx, Some(field(o, "input")?))?,
             current: Vec::new(),
+            batch: None,
             rows: 0,
-            next: 0,
+            next: field_u64(o, "next")? as usize,
+        };
+        match field(o, "batch")? {
+            Value::Null => {}
+            p => {
+                let p = Prov::from_json(p)?;
+                me.current = materialize(input.materialize(&p)?)?;
+                me.rows = rows_of(&me.current)?;
+                me.batch = Some(p);
+            }
         }
+        Ok(me)
     }
+}
+
+/// Element `prov` of an unbatch: row `j` of the input element.
+pub(crate) fn materialize_row(input: &Dataset, prov: &Prov) -> Result<Item> {
+    match prov {
+        Prov::Tagged(j, p) => {
+            let ts = materialize(input.materialize(p)?)?;
+            let rows = rows_of(&ts)?;
+            if *j >= rows as u64 {
+                return Err(bad(format!("row {j} of an element of {rows} rows")));
+            }
+            row(&ts, *j as usize)
+        }
+        other => Err(bad(format!(
+            "an unbatched element's position is malformed: {other:?}"
+        ))),
+    }
+}
+
+fn row(ts: &[Tensor], j: usize) -> Result<Item> {
+    ts.iter()
+        .map(|t| t.index(&[Index::At(j as isize)]).map(Comp::Ready))
+        .collect()
 }
 
 /// The shared leading dimension of a materialized element.
@@ -108,11 +160,10 @@ fn rows_of(ts: &[Tensor]) -> Result<usize> {
     Ok(rows.unwrap_or(0))
 }
 
-impl Iterator for Unbatch {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
+impl Stage for Unbatch {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
         while self.next >= self.rows {
-            let x = match self.input.next()? {
+            let (x, p) = match self.input.next()? {
                 Ok(x) => x,
                 Err(e) => return Some(Err(e)),
             };
@@ -121,17 +172,27 @@ impl Iterator for Unbatch {
                     self.current = ts;
                     self.rows = r;
                     self.next = 0;
+                    self.batch = Some(p);
                 }
                 Err(e) => return Some(Err(e)),
             }
         }
         let j = self.next;
         self.next += 1;
-        Some(
-            self.current
-                .iter()
-                .map(|t| t.index(&[Index::At(j as isize)]).map(Comp::Ready))
-                .collect(),
-        )
+        let p = self.batch.clone().unwrap_or(Prov::List(Vec::new()));
+        Some(row(&self.current, j).map(|item| (item, Prov::Tagged(j as u64, Box::new(p)))))
+    }
+
+    fn state(&self) -> Result<Value> {
+        // Past the last row of the current element, it is not needed again.
+        let batch = match &self.batch {
+            Some(p) if self.next < self.rows => p.to_json(),
+            _ => Value::Null,
+        };
+        Ok(json!({
+            "input": self.input.state()?,
+            "batch": batch,
+            "next": if batch.is_null() { 0 } else { self.next },
+        }))
     }
 }

@@ -2,7 +2,10 @@
 //! components of input 0, then of input 1, ...; the Python package keeps the
 //! tuple/dict structure). Ends with the shortest input, as `tf.data`.
 
-use super::comp::{It, Item};
+use serde_json::{json, Value};
+
+use super::comp::Item;
+use super::state::{bad, field, object, It, Prov, Stage};
 use super::{Cardinality, ComponentSpec, Dataset, Node};
 use crate::error::{Error, Result};
 
@@ -46,7 +49,8 @@ pub(crate) fn element_spec(inputs: &[Dataset]) -> Result<Option<Vec<ComponentSpe
     Ok(Some(out))
 }
 
-/// One epoch of a zip.
+/// One epoch of a zip: provenance `List` of the inputs' provenances; state
+/// `{"inputs": [state, ...]}`.
 pub(crate) struct Zip {
     inputs: Vec<It>,
     done: bool,
@@ -61,16 +65,49 @@ impl Zip {
     }
 }
 
-impl Iterator for Zip {
-    type Item = Result<Item>;
-    fn next(&mut self) -> Option<Result<Item>> {
+/// The input states of a zip's state (`None`: a fresh epoch).
+pub(crate) fn input_states(state: Option<&Value>, n: usize) -> Result<Vec<Option<&Value>>> {
+    match state {
+        None => Ok(vec![None; n]),
+        Some(s) => {
+            let list = field(object(s, "zip")?, "inputs")?
+                .as_array()
+                .filter(|a| a.len() == n)
+                .ok_or_else(|| bad(format!("a zip of {n} datasets needs {n} input states")))?;
+            Ok(list.iter().map(Some).collect())
+        }
+    }
+}
+
+/// Element `prov` of a zip: each input's element, side by side.
+pub(crate) fn materialize(inputs: &[Dataset], prov: &Prov) -> Result<Item> {
+    match prov {
+        Prov::List(ps) if ps.len() == inputs.len() => {
+            let mut out = Vec::new();
+            for (d, p) in inputs.iter().zip(ps) {
+                out.extend(d.materialize(p)?);
+            }
+            Ok(out)
+        }
+        other => Err(bad(format!(
+            "a zip element's position is malformed: {other:?}"
+        ))),
+    }
+}
+
+impl Stage for Zip {
+    fn next(&mut self) -> Option<Result<(Item, Prov)>> {
         if self.done {
             return None;
         }
         let mut out = Vec::new();
+        let mut provs = Vec::with_capacity(self.inputs.len());
         for it in &mut self.inputs {
             match it.next() {
-                Some(Ok(x)) => out.extend(x),
+                Some(Ok((x, p))) => {
+                    out.extend(x);
+                    provs.push(p);
+                }
                 Some(Err(e)) => return Some(Err(e)),
                 None => {
                     self.done = true;
@@ -78,6 +115,15 @@ impl Iterator for Zip {
                 }
             }
         }
-        Some(Ok(out))
+        Some(Ok((out, Prov::List(provs))))
+    }
+
+    fn state(&self) -> Result<Value> {
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|i| i.state())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(json!({ "inputs": inputs }))
     }
 }
