@@ -104,6 +104,8 @@ mod files;
 mod filter;
 mod global;
 #[cfg(test)]
+mod global_state_tests;
+#[cfg(test)]
 mod global_tests;
 mod map;
 pub mod ops;
