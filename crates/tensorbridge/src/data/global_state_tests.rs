@@ -81,7 +81,8 @@ fn every_combinator_resumes_exactly() {
     )
     .unwrap()])
     .unwrap();
-    let cases: Vec<(&str, Box<dyn Fn() -> Dataset>)> = vec![
+    type Make<'a> = Box<dyn Fn() -> Dataset + 'a>;
+    let cases: Vec<(&str, Make)> = vec![
         (
             "zip",
             Box::new(|| Dataset::zip(vec![r(20), f.clone(), r(9).skip(Some(2))]).unwrap()),
