@@ -305,7 +305,16 @@ class Dataset:
         the file is in the page cache). On object storage a read per row would be a
         round trip per element; use ``from_files(shuffle_files=True, cycle_length=k)``
         + ``shuffle(buffer)`` there (whole objects read, rows mixed within a window).
-        The result has random access again (epoch 0's order)."""
+        The result has random access again (epoch 0's order).
+
+        An iterator's state holds three numbers (epoch, seed, position), whatever the
+        data size. **Elastic sharding**: ``global_shuffle(...).shard(n, i)`` (then
+        ``map``/``batch`` as you like) reads only shard ``i``'s positions of the
+        permutation and saves the *global* position (elements this shard consumed ×
+        ``n``: all shards' together when they advance in lockstep, as data-parallel
+        workers do). Its state restores into ``shard(n2, i2)`` with another ``n2``:
+        the new shards continue at that position, so the old shards' elements plus
+        the new shards' are every element of the epoch exactly once."""
         if seed is not None:
             seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
         return self._derive(self._ds.global_shuffle(seed, bool(reshuffle_each_iteration)))

@@ -19,9 +19,9 @@
 //! order, swapped bytes) are loaded as `from_files` iteration loads them (mapped
 //! where possible) and kept in a small cache of [`MAX_LOADED`] files.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use super::batch::{assemble, Recycler};
 use super::comp::{materialize, Comp, Item};
@@ -54,7 +54,9 @@ enum RowSource {
 pub(crate) struct FileIndex {
     /// `starts[k]` = global row of file `k`'s first row; one more entry at the end.
     starts: Vec<u64>,
-    cache: Mutex<VecDeque<(usize, Arc<RowSource>)>>,
+    /// Open files by index: at most [`MAX_HANDLES`], of which at most
+    /// [`MAX_LOADED`] loaded (an arbitrary one is closed to make room).
+    cache: RwLock<HashMap<usize, Arc<RowSource>>>,
 }
 
 impl FileIndex {
@@ -68,7 +70,7 @@ impl FileIndex {
         }
         FileIndex {
             starts,
-            cache: Mutex::new(VecDeque::new()),
+            cache: RwLock::new(HashMap::new()),
         }
     }
 
@@ -82,30 +84,36 @@ impl FileIndex {
     }
 
     fn source(&self, k: usize, entry: &FileEntry, plan: &FilesPlan) -> Result<Arc<RowSource>> {
-        {
-            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(pos) = c.iter().position(|(j, _)| *j == k) {
-                let hit = c.remove(pos).map(|(_, s)| s);
-                if let Some(s) = hit {
-                    c.push_back((k, s.clone()));
-                    return Ok(s);
-                }
-            }
+        // The common case (a handle already open) takes only the read lock: readers
+        // on several threads do not wait for each other.
+        if let Some(s) = self.read_cache().get(&k) {
+            return Ok(s.clone());
         }
         // Opened without the lock: other threads keep reading meanwhile.
         let src = Arc::new(open_source(entry, plan).map_err(|e| name_file(e, &entry.path))?);
-        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.cache.write().unwrap_or_else(|e| e.into_inner());
         let loaded = |s: &RowSource| matches!(s, RowSource::Loaded(_));
-        if loaded(&src) && c.iter().filter(|(_, s)| loaded(s)).count() >= MAX_LOADED {
-            if let Some(pos) = c.iter().position(|(_, s)| loaded(s)) {
-                c.remove(pos);
+        if loaded(&src) {
+            let held: Vec<usize> = c
+                .iter()
+                .filter(|(_, s)| loaded(s))
+                .map(|(j, _)| *j)
+                .collect();
+            if held.len() >= MAX_LOADED {
+                c.remove(&held[0]);
             }
         }
         if c.len() >= MAX_HANDLES {
-            c.pop_front();
+            if let Some(j) = c.keys().next().copied() {
+                c.remove(&j);
+            }
         }
-        c.push_back((k, src.clone()));
+        c.insert(k, src.clone());
         Ok(src)
+    }
+
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<usize, Arc<RowSource>>> {
+        self.cache.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Global row `i` of `files` (the original file list).
@@ -232,6 +240,13 @@ impl Dataset {
             Cardinality::Infinite => Some("an infinite dataset"),
             Cardinality::Unknown => Some("a dataset of unknown length"),
         })
+    }
+
+    /// Whether random access reads files (then a global shuffle reads ahead on
+    /// threads).
+    pub(crate) fn reads_files(&self) -> bool {
+        matches!(&*self.node, Node::Files { .. })
+            || self.inputs().into_iter().any(Dataset::reads_files)
     }
 
     /// The number of elements when element `i` can be read directly with

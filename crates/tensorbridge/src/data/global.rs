@@ -13,9 +13,33 @@
 //! GET per row would cost a round trip (~10-100 ms) per element: there, shuffle
 //! coarsely instead — `from_files(shuffle_files=True, cycle_length=k)` followed by
 //! `shuffle(buffer)` reads whole objects sequentially and mixes rows within a
-//! window of `k` files — or copy the files to local disk first.
+//! window of `k` files — or copy the files to local disk first. When the input
+//! reads files, a thread reads ahead (up to 256 elements, 64 at a time in
+//! parallel on rayon's pool) so the reads overlap with each other and with the
+//! consumer.
+//!
+//! **State**: `{"epoch", "seed", "position"}` — three numbers whatever the data
+//! size (elements read ahead are read again after a restore, not saved).
+//!
+//! **Elastic sharding.** A `shard(n, i)` directly after a `global_shuffle` reads
+//! only positions `i, i + n, ...` of the permutation (not every element), and its
+//! state holds the *global* position — elements consumed by this shard × `n`,
+//! i.e. by all shards together when they advance in lockstep, as data-parallel
+//! training does (one batch per shard per step; a `batch` or `map` after the
+//! shard is fine). The pipeline fingerprint records that stage as
+//! `shard(elastic)`, so the state of shard `i` of `n` restores into shard `i'` of
+//! `n'` ≠ `n`, which continues at that global position: what the old shards
+//! consumed plus what the new ones yield is every element of the epoch exactly
+//! once. (Shards that did not advance in lockstep would repeat or skip the
+//! difference; the state of the slowest one repeats rather than skips.)
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rayon::prelude::*;
 
 use serde_json::{json, Value};
 
@@ -23,6 +47,7 @@ use super::comp::Item;
 use super::permute::Permutation;
 use super::rng::{mix, random_seed};
 use super::state::{field_u64, object, Prov, Stage};
+use super::threads::{panic_error, spawn};
 use super::{Dataset, Node};
 use crate::error::{Error, Result};
 
@@ -71,12 +96,87 @@ pub(crate) fn permutation(n: u64, seed: u64, epoch: u64) -> Permutation {
 /// pipeline sharded another way continues from that global position.
 pub(crate) struct GlobalShuffleIter {
     input: Dataset,
-    perm: Permutation,
+    perm: Arc<Permutation>,
     seed: u64,
     epoch: u64,
     position: u64,
     offset: u64,
     step: u64,
+    /// Rows read ahead on a thread (file sources), started at the first `next`.
+    ahead: Option<ReadAhead>,
+    io: bool,
+}
+
+/// Elements read on a background thread, [`CHUNK`] at a time in parallel, in
+/// order, at most [`AHEAD`] waiting. Only the consumer's position is state: the
+/// elements read ahead are simply read again after a restore.
+struct ReadAhead {
+    rx: Option<Receiver<Result<(Item, u64)>>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Elements read in parallel at once by a read-ahead thread.
+const CHUNK: usize = 64;
+/// Elements a read-ahead thread keeps waiting at most.
+const AHEAD: usize = 256;
+
+impl ReadAhead {
+    fn start(
+        input: Dataset,
+        perm: Arc<Permutation>,
+        mut position: u64,
+        offset: u64,
+        step: u64,
+    ) -> Result<ReadAhead> {
+        let (tx, rx) = sync_channel(AHEAD);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = spawn("tb-global-shuffle", move || {
+            while !flag.load(Ordering::Relaxed) {
+                let mut ks = Vec::with_capacity(CHUNK);
+                while ks.len() < CHUNK {
+                    match position.checked_add(offset) {
+                        Some(k) if k < perm.len() => ks.push(perm.apply(k)),
+                        _ => break,
+                    }
+                    position = position.saturating_add(step);
+                }
+                if ks.is_empty() {
+                    break;
+                }
+                let read: Vec<Result<(Item, u64)>> = ks
+                    .par_iter()
+                    .map(|&j| {
+                        catch_unwind(AssertUnwindSafe(|| input.get_item(j)))
+                            .unwrap_or_else(|_| Err(panic_error("a global_shuffle read")))
+                            .map(|item| (item, j))
+                    })
+                    .collect();
+                for r in read {
+                    let failed = r.is_err();
+                    if tx.send(r).is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        })?;
+        Ok(ReadAhead {
+            rx: Some(rx),
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.rx.take()); // unblocks a `send` on a full channel
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 impl GlobalShuffleIter {
@@ -122,8 +222,10 @@ impl GlobalShuffleIter {
             }
         };
         Ok(GlobalShuffleIter {
+            io: input.reads_files(),
+            ahead: None,
             input: input.clone(),
-            perm: permutation(*n, s, e),
+            perm: Arc::new(permutation(*n, s, e)),
             seed: s,
             epoch: e,
             position,
@@ -138,6 +240,23 @@ impl Stage for GlobalShuffleIter {
         let k = self.position.checked_add(self.offset)?;
         if k >= self.perm.len() {
             return None;
+        }
+        if self.io {
+            if self.ahead.is_none() {
+                match ReadAhead::start(
+                    self.input.clone(),
+                    self.perm.clone(),
+                    self.position,
+                    self.offset,
+                    self.step,
+                ) {
+                    Ok(a) => self.ahead = Some(a),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            let r = self.ahead.as_ref()?.rx.as_ref()?.recv().ok()?;
+            self.position = self.position.saturating_add(self.step);
+            return Some(r.map(|(item, j)| (item, Prov::Index(j))));
         }
         self.position = self.position.saturating_add(self.step);
         let j = self.perm.apply(k);
