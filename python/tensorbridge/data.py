@@ -38,9 +38,10 @@ from typing import Any, Dict, Iterator, Optional
 
 from . import _core
 from ._convert import Tensor, convert_to_tensor
+from ._iterator import DatasetIterator
 from .ops import Op
 
-__all__ = ["Dataset", "AUTOTUNE", "INFINITE_CARDINALITY", "UNKNOWN_CARDINALITY"]
+__all__ = ["Dataset", "DatasetIterator", "AUTOTUNE", "INFINITE_CARDINALITY", "UNKNOWN_CARDINALITY"]
 
 AUTOTUNE = -1
 INFINITE_CARDINALITY = -1
@@ -435,19 +436,19 @@ class Dataset:
         return _unflatten(self._struct.value, iter(flat))
 
     # iteration
-    def __iter__(self) -> Iterator[Any]:
-        it = self._ds.iterate()
-        struct = self._struct
-        bar = _Progress(self._progress, self._ds.cardinality()) if self._progress is not None else None
-        try:
-            for flat in it:
-                if bar is not None:
-                    bar.step()
-                yield _unflatten(struct.value, iter(flat))
-        finally:
-            it.close()
-            if bar is not None:
-                bar.close()
+    def __iter__(self) -> "DatasetIterator":
+        """One epoch: a :class:`DatasetIterator` (``get_state``/``set_state``)."""
+        return DatasetIterator(self)
+
+    def iterator(self, state: Any = None) -> "DatasetIterator":
+        """One epoch as a :class:`DatasetIterator`, started afresh or resumed from
+        ``state`` (a dict from ``DatasetIterator.get_state()``, or its JSON text)
+        saved by an iterator of a dataset built the same way — in this process or
+        another. The resumed iterator yields exactly the elements the saved one
+        would have yielded next (bit-identical, same batch boundaries). A state of a
+        different pipeline raises ``ValueError`` naming the first stage that differs.
+        Unseeded shuffles continue with the seed the state recorded."""
+        return DatasetIterator(self, state)
 
     def as_numpy_iterator(self) -> Iterator[Any]:
         """Elements as NumPy arrays (zero-copy, read-only views of the tensors)."""
@@ -837,4 +838,6 @@ def _from_ray(source: Any, columns: Any = None) -> "Dataset":
 
     struct = _LEAF if single else ("dict", {name: _LEAF for name in names})
     base = Dataset.range(n)
-    return Dataset(base._ds.map_py(row, 1), _Struct(struct))
+    why = ("Dataset.from_ray streams rows from Ray, which cannot restart mid-stream at a given "
+           "row, so its iterators cannot save or resume their position")
+    return Dataset(base._ds.map_py(row, 1, why), _Struct(struct))

@@ -207,8 +207,15 @@ impl PyDataset {
     }
 
     /// `f(list_of_tensors) -> list_of_tensors`, called with the GIL on worker threads.
-    #[pyo3(signature = (f, num_parallel_calls=None))]
-    fn map_py(&self, f: PyObject, num_parallel_calls: Option<i64>) -> PyResult<PyDataset> {
+    /// `no_state`: why iterators through this map cannot save their state (their
+    /// `get_state` raises `ValueError` saying so); `None`: they can.
+    #[pyo3(signature = (f, num_parallel_calls=None, no_state=None))]
+    fn map_py(
+        &self,
+        f: PyObject,
+        num_parallel_calls: Option<i64>,
+        no_state: Option<String>,
+    ) -> PyResult<PyDataset> {
         let f = Arc::new(f);
         let func: MapFn = Arc::new(move |tensors: Vec<Tensor>| {
             Python::with_gil(|py| {
@@ -232,7 +239,12 @@ impl PyDataset {
                 run().map_err(|e| to_core(py, e))
             })
         });
-        self.inner.map(func, num_parallel_calls).map(wrap).or_py()
+        match no_state {
+            None => self.inner.map(func, num_parallel_calls),
+            Some(why) => self.inner.map_without_state(func, num_parallel_calls, &why),
+        }
+        .map(wrap)
+        .or_py()
     }
 
     #[pyo3(signature = (buffer_size, seed=None, reshuffle_each_iteration=true))]
@@ -424,10 +436,17 @@ impl PyDataset {
         }
     }
 
-    /// Start one epoch.
-    fn iterate(&self, py: Python<'_>) -> PyResult<PyDatasetIter> {
+    /// Start one epoch, or resume one from a state's JSON text (`get_state`); a
+    /// state of another pipeline raises `ValueError` naming the stage that differs.
+    #[pyo3(signature = (state=None))]
+    fn iterate(&self, py: Python<'_>, state: Option<String>) -> PyResult<PyDatasetIter> {
         let ds = self.inner.clone();
-        let it = py.allow_threads(|| ds.iter()).or_py()?;
+        let it = py
+            .allow_threads(|| match &state {
+                None => ds.iter(),
+                Some(s) => ds.iter_from_json(s),
+            })
+            .or_py()?;
         Ok(PyDatasetIter {
             it: Mutex::new(Some(it)),
         })
@@ -462,6 +481,23 @@ impl PyDatasetIter {
             )),
             Some(Err(e)) => Err(e).or_py(),
         }
+    }
+
+    /// This iterator's place as JSON text (counters, PRNG states, source positions
+    /// of the elements in flight; no element data). Taken with the GIL released (a
+    /// prefetch thread may be inside a Python map function).
+    fn get_state(&self, py: Python<'_>) -> PyResult<String> {
+        py.allow_threads(|| {
+            let g = self.it.lock().unwrap_or_else(|e| e.into_inner());
+            match g.as_ref() {
+                Some(it) => it.state_json().map_err(Some),
+                None => Err(None),
+            }
+        })
+        .map_err(|e| match e {
+            Some(e) => crate::to_py(e),
+            None => PyValueError::new_err("get_state: the iterator is closed"),
+        })
     }
 
     /// Stop every thread of this iterator and free its buffers (idempotent).
