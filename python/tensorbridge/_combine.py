@@ -227,20 +227,17 @@ def padded_batch(ds: "Dataset", batch_size: int, padded_shapes: Any, padding_val
                  drop_remainder: bool) -> "Dataset":
     struct = ds._struct
     shapes = values = None
+    if padding_values is not None and not isinstance(padding_values, (tuple, list, dict)):
+        values = [_pad_value(padding_values, "")]  # a single scalar pads every component
+        padding_values = None
     if padded_shapes is not None or padding_values is not None:
         if not struct.known:
-            raise ValueError("padded_batch with padded_shapes/padding_values needs a known element "
-                             "structure; apply it before the Python map function")
+            raise ValueError("padded_batch with padded_shapes or a structure of padding_values needs "
+                             "a known element structure; apply it before the Python map function")
         if padded_shapes is not None:
             shapes = _per_leaf(padded_shapes, struct.value, _shape, "padded_shapes")
         if padding_values is not None:
-            # A single scalar pads every component.
-            if not isinstance(padding_values, (tuple, list, dict)):
-                from .data import _count
-
-                values = [_pad_value(padding_values, "")] * _count(struct.value)
-            else:
-                values = _per_leaf(padding_values, struct.value, _pad_value, "padding_values")
+            values = _per_leaf(padding_values, struct.value, _pad_value, "padding_values")
     return ds._derive(ds._ds.padded_batch(int(batch_size), shapes, values, bool(drop_remainder)),
                       batched=True)
 

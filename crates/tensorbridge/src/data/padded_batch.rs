@@ -23,8 +23,8 @@ impl Dataset {
     /// each is padded to `padded_shapes` (one entry per component; `None`, or
     /// `None` dims, pad to the batch's largest; a list of `None` entries for
     /// every component when `padded_shapes` is `None`) with `padding_values` (one
-    /// 0-d tensor or `None` = zero per component, converted to the component's
-    /// dtype). An element larger than its padded shape fails the epoch.
+    /// 0-d tensor or `None` = zero per component, or a single one for all,
+    /// converted to the component's dtype). An element larger than its padded shape fails the epoch.
     pub fn padded_batch(
         &self,
         batch: i64,
@@ -37,7 +37,11 @@ impl Dataset {
         let n = spec.as_ref().map(|s| s.len());
         for (what, len) in [
             ("padded_shapes", padded_shapes.as_ref().map(|v| v.len())),
-            ("padding_values", padding_values.as_ref().map(|v| v.len())),
+            // A single padding value pads every component.
+            (
+                "padding_values",
+                padding_values.as_ref().map(|v| v.len()).filter(|&l| l != 1),
+            ),
         ] {
             if let (Some(n), Some(len)) = (n, len) {
                 if n != len {
@@ -226,7 +230,9 @@ fn assemble(
                 }
             }
             let pad = pad_bytes(
-                values.as_ref().and_then(|v| v.get(c).cloned().flatten()),
+                values
+                    .as_ref()
+                    .and_then(|v| v.get(if v.len() == 1 { 0 } else { c }).cloned().flatten()),
                 dtype,
             )?;
             let mut full = vec![items.len()];
