@@ -5,7 +5,7 @@ unbatch, padded_batch, sample/choose_from_datasets), random access and
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional, cast
 
 import numpy as np
 
@@ -87,7 +87,7 @@ def _as_datasets(op: str, values: Any) -> List["Dataset"]:
     return out
 
 
-def getitem(ds: "Dataset", index: Any) -> Any:
+def _getitem(ds: "Dataset", index: Any) -> Any:
     from .data import _unflatten
 
     try:
@@ -106,7 +106,7 @@ def getitem(ds: "Dataset", index: Any) -> Any:
     return _unflatten(ds._struct.value, iter(flat))
 
 
-def zip_(args: tuple, datasets: Any) -> "Dataset":
+def _zip(args: tuple, datasets: Any) -> "Dataset":
     from .data import Dataset, _flatten
 
     if datasets is None:
@@ -122,7 +122,7 @@ def zip_(args: tuple, datasets: Any) -> "Dataset":
     return Dataset(_core._Dataset.zip([d._ds for d in flat]), lazy)  # type: ignore[arg-type]
 
 
-def concatenate(ds: "Dataset", other: "Dataset") -> "Dataset":
+def _concatenate(ds: "Dataset", other: "Dataset") -> "Dataset":
     _as_datasets("concatenate", [other])
     _check_same("concatenate", [ds, other])
     return ds._derive(ds._ds.concatenate(other._ds))
@@ -140,7 +140,7 @@ def _truth(value: Any) -> bool:
                                                  if shape is not None else ""))
 
 
-def filter_(ds: "Dataset", predicate: Any) -> "Dataset":
+def _filter(ds: "Dataset", predicate: Any) -> "Dataset":
     from .data import _unflatten
 
     if not callable(predicate):
@@ -155,7 +155,7 @@ def filter_(ds: "Dataset", predicate: Any) -> "Dataset":
     return ds._derive(ds._ds.filter_py(call))
 
 
-def enumerate_(ds: "Dataset", start: int) -> "Dataset":
+def _enumerate(ds: "Dataset", start: int) -> "Dataset":
     from .data import _LEAF
 
     lazy = _LazyStruct([ds._struct], lambda v: ("tuple", (_LEAF, v[0])))
@@ -223,7 +223,7 @@ def _pad_value(value: Any, path: str) -> Optional[Tensor]:
     return t
 
 
-def padded_batch(ds: "Dataset", batch_size: int, padded_shapes: Any, padding_values: Any,
+def _padded_batch(ds: "Dataset", batch_size: int, padded_shapes: Any, padding_values: Any,
                  drop_remainder: bool) -> "Dataset":
     struct = ds._struct
     shapes = values = None
@@ -242,7 +242,7 @@ def padded_batch(ds: "Dataset", batch_size: int, padded_shapes: Any, padding_val
                       batched=True)
 
 
-def sample_from_datasets(datasets: Any, weights: Any, seed: Optional[int],
+def _sample_from_datasets(datasets: Any, weights: Any, seed: Optional[int],
                          stop_on_empty_dataset: bool) -> "Dataset":
     from .data import Dataset
 
@@ -255,7 +255,7 @@ def sample_from_datasets(datasets: Any, weights: Any, seed: Optional[int],
     return Dataset(core, flat[0]._struct, None, flat[0]._batched)
 
 
-def choose_from_datasets(datasets: Any, choice_dataset: Any, stop_on_empty_dataset: bool) -> "Dataset":
+def _choose_from_datasets(datasets: Any, choice_dataset: Any, stop_on_empty_dataset: bool) -> "Dataset":
     from .data import _LEAF, Dataset
 
     flat = _as_datasets("choose_from_datasets", datasets)
@@ -267,3 +267,106 @@ def choose_from_datasets(datasets: Any, choice_dataset: Any, stop_on_empty_datas
     _check_same("choose_from_datasets", flat)
     core = _core._Dataset.choose_from_datasets([d._ds for d in flat], choice._ds, bool(stop_on_empty_dataset))
     return Dataset(core, flat[0]._struct, None, flat[0]._batched)
+
+
+def _me(obj: Any) -> "Dataset":
+    """A ``_Combinators`` method's ``self``: always a ``Dataset``."""
+    return cast("Dataset", obj)
+
+
+class _Combinators:
+    """``tb.data.Dataset``'s random access, ``global_shuffle`` and combinators (a base
+    class of ``Dataset``, kept here so ``data.py`` stays small)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: int) -> Any:
+        """Element ``index`` (negative counts from the end) without running the ones
+        before it: for random-access datasets (see :meth:`global_shuffle`); others
+        raise ``TypeError`` naming the op that prevents it."""
+        return _getitem(_me(self), index)
+
+    def global_shuffle(self, seed: Optional[int] = None,
+                       reshuffle_each_iteration: bool = True) -> "Dataset":
+        """Shuffle the whole dataset with no buffer (TF 2.17's name): epoch ``e`` yields
+        the elements in the order of a seeded permutation of all indices (a Feistel
+        network, O(1) memory), a new one each epoch unless
+        ``reshuffle_each_iteration=False``; deterministic for a given seed.
+
+        Needs random access (``ds[i]``): ``from_tensor_slices``, ``range``,
+        ``from_files`` of ``.npy``/``.npz`` and ``map``/``take``/``skip``/``shard``/
+        ``batch``/``zip``/``concatenate``/``enumerate`` of those; otherwise
+        ``ValueError`` names the op that prevents it. Each element is read at its
+        own position: one ``pread`` of the row from a local ``.npy`` file (cheap once
+        the file is in the page cache). On object storage a read per row would be a
+        round trip per element; use ``from_files(shuffle_files=True, cycle_length=k)``
+        + ``shuffle(buffer)`` there (whole objects read, rows mixed within a window).
+        The result has random access again (epoch 0's order).
+
+        An iterator's state holds three numbers (epoch, seed, position), whatever the
+        data size. **Elastic sharding**: ``global_shuffle(...).shard(n, i)`` (then
+        ``map``/``batch`` as you like) reads only shard ``i``'s positions of the
+        permutation and saves the *global* position (elements this shard consumed ×
+        ``n``: all shards' together when they advance in lockstep, as data-parallel
+        workers do). Its state restores into ``shard(n2, i2)`` with another ``n2``:
+        the new shards continue at that position, so the old shards' elements plus
+        the new shards' are every element of the epoch exactly once."""
+        if seed is not None:
+            seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
+        ds = _me(self)
+        return ds._derive(ds._ds.global_shuffle(seed, bool(reshuffle_each_iteration)))
+
+    @staticmethod
+    def zip(*args: Any, datasets: Any = None) -> "Dataset":
+        """Elements made of one element of each dataset, in the structure given: a
+        tuple or dict of datasets (nested as you like, as tf.data), passed as one
+        argument, as several, or as ``datasets=``. Ends with the shortest."""
+        return _zip(args, datasets)
+
+    def concatenate(self, dataset: "Dataset") -> "Dataset":
+        """This dataset's elements, then ``dataset``'s (same structure and dtypes, else
+        ``TypeError``; shapes may differ, ``element_spec`` keeps what they share)."""
+        return _concatenate(_me(self), dataset)
+
+    def filter(self, predicate: Any) -> "Dataset":
+        """The elements for which ``predicate(element)`` (tuple elements as positional
+        arguments) returns ``True``; it must return a ``bool`` or a 0-d bool
+        tensor/array (else ``TypeError``). Cardinality becomes unknown."""
+        return _filter(_me(self), predicate)
+
+    def enumerate(self, start: int = 0) -> "Dataset":
+        """``(index, element)`` pairs, the index an int64 scalar counted from ``start``."""
+        return _enumerate(_me(self), start)
+
+    def unbatch(self) -> "Dataset":
+        """Split each element into its rows along the first dimension (which every
+        component must share)."""
+        ds = _me(self)
+        return ds._derive(ds._ds.unbatch(), batched=False)
+
+    def padded_batch(self, batch_size: int, padded_shapes: Any = None, padding_values: Any = None,
+                     drop_remainder: bool = False) -> "Dataset":
+        """Batch elements whose shapes differ: each component is padded to
+        ``padded_shapes`` (a shape per component, structured like the element; ``None``
+        or ``-1`` dims, or ``padded_shapes=None``: the batch's largest) with
+        ``padding_values`` (scalars structured like the element, or one scalar for
+        all; default 0). Too large an element raises ``ValueError`` when reached."""
+        return _padded_batch(_me(self), batch_size, padded_shapes, padding_values, drop_remainder)
+
+    @staticmethod
+    def sample_from_datasets(datasets: Any, weights: Any = None, seed: Optional[int] = None,
+                             stop_on_empty_dataset: bool = False) -> "Dataset":
+        """Each element is the next one of ``datasets[k]``, ``k`` drawn with probability
+        proportional to ``weights[k]`` (default: uniform) among those not yet
+        exhausted (tensorbridge's seeded PRNG: the same picks every epoch for a given
+        seed, not tf.data's). With ``stop_on_empty_dataset=True`` the first exhausted
+        dataset ends it."""
+        return _sample_from_datasets(datasets, weights, seed, stop_on_empty_dataset)
+
+    @staticmethod
+    def choose_from_datasets(datasets: Any, choice_dataset: "Dataset",
+                             stop_on_empty_dataset: bool = True) -> "Dataset":
+        """Each element is the next one of ``datasets[c]``, ``c`` the next int64 scalar
+        of ``choice_dataset`` (out of range: an error when reached). An exhausted
+        dataset ends it (``stop_on_empty_dataset=True``) or its choices are skipped."""
+        return _choose_from_datasets(datasets, choice_dataset, stop_on_empty_dataset)

@@ -38,6 +38,7 @@ from typing import Any, Dict, Iterator, Optional
 
 from . import _core
 from ._convert import Tensor, convert_to_tensor
+from ._combine import _Combinators
 from ._iterator import DatasetIterator
 from .ops import Op
 
@@ -153,7 +154,7 @@ class _Struct:
 
 # ----------------------------------------------------------------- Dataset
 
-class Dataset:
+class Dataset(_Combinators):
     """A pipeline of stages; iterate it for ``tb.Tensor`` elements (or tuples/dicts)."""
 
     __slots__ = ("_ds", "_struct", "_progress", "_batched")
@@ -291,103 +292,6 @@ class Dataset:
     def shard(self, num_shards: int, index: int) -> "Dataset":
         return self._derive(self._ds.shard(int(num_shards), int(index)))
 
-    def global_shuffle(self, seed: Optional[int] = None,
-                       reshuffle_each_iteration: bool = True) -> "Dataset":
-        """Shuffle the whole dataset with no buffer (TF 2.17's name): epoch ``e`` yields
-        the elements in the order of a seeded permutation of all indices (a Feistel
-        network, O(1) memory), a new one each epoch unless
-        ``reshuffle_each_iteration=False``; deterministic for a given seed.
-
-        Needs random access (``ds[i]``): ``from_tensor_slices``, ``range``,
-        ``from_files`` of ``.npy``/``.npz`` and ``map``/``take``/``skip``/``shard``/
-        ``batch``/``zip``/``concatenate``/``enumerate`` of those; otherwise
-        ``ValueError`` names the op that prevents it. Each element is read at its
-        own position: one ``pread`` of the row from a local ``.npy`` file (cheap once
-        the file is in the page cache). On object storage a read per row would be a
-        round trip per element; use ``from_files(shuffle_files=True, cycle_length=k)``
-        + ``shuffle(buffer)`` there (whole objects read, rows mixed within a window).
-        The result has random access again (epoch 0's order).
-
-        An iterator's state holds three numbers (epoch, seed, position), whatever the
-        data size. **Elastic sharding**: ``global_shuffle(...).shard(n, i)`` (then
-        ``map``/``batch`` as you like) reads only shard ``i``'s positions of the
-        permutation and saves the *global* position (elements this shard consumed ×
-        ``n``: all shards' together when they advance in lockstep, as data-parallel
-        workers do). Its state restores into ``shard(n2, i2)`` with another ``n2``:
-        the new shards continue at that position, so the old shards' elements plus
-        the new shards' are every element of the epoch exactly once."""
-        if seed is not None:
-            seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
-        return self._derive(self._ds.global_shuffle(seed, bool(reshuffle_each_iteration)))
-
-    @staticmethod
-    def zip(*args: Any, datasets: Any = None) -> "Dataset":
-        """Elements made of one element of each dataset, in the structure given: a
-        tuple or dict of datasets (nested as you like, as tf.data), passed as one
-        argument, as several, or as ``datasets=``. Ends with the shortest."""
-        from . import _combine
-
-        return _combine.zip_(args, datasets)
-
-    def concatenate(self, dataset: "Dataset") -> "Dataset":
-        """This dataset's elements, then ``dataset``'s (same structure and dtypes, else
-        ``TypeError``; shapes may differ, ``element_spec`` keeps what they share)."""
-        from . import _combine
-
-        return _combine.concatenate(self, dataset)
-
-    def filter(self, predicate: Any) -> "Dataset":
-        """The elements for which ``predicate(element)`` (tuple elements as positional
-        arguments) returns ``True``; it must return a ``bool`` or a 0-d bool
-        tensor/array (else ``TypeError``). Cardinality becomes unknown."""
-        from . import _combine
-
-        return _combine.filter_(self, predicate)
-
-    def enumerate(self, start: int = 0) -> "Dataset":
-        """``(index, element)`` pairs, the index an int64 scalar counted from ``start``."""
-        from . import _combine
-
-        return _combine.enumerate_(self, start)
-
-    def unbatch(self) -> "Dataset":
-        """Split each element into its rows along the first dimension (which every
-        component must share)."""
-        return self._derive(self._ds.unbatch(), batched=False)
-
-    def padded_batch(self, batch_size: int, padded_shapes: Any = None, padding_values: Any = None,
-                     drop_remainder: bool = False) -> "Dataset":
-        """Batch elements whose shapes differ: each component is padded to
-        ``padded_shapes`` (a shape per component, structured like the element; ``None``
-        or ``-1`` dims, or ``padded_shapes=None``: the batch's largest) with
-        ``padding_values`` (scalars structured like the element, or one scalar for
-        all; default 0). Too large an element raises ``ValueError`` when reached."""
-        from . import _combine
-
-        return _combine.padded_batch(self, batch_size, padded_shapes, padding_values, drop_remainder)
-
-    @staticmethod
-    def sample_from_datasets(datasets: Any, weights: Any = None, seed: Optional[int] = None,
-                             stop_on_empty_dataset: bool = False) -> "Dataset":
-        """Each element is the next one of ``datasets[k]``, ``k`` drawn with probability
-        proportional to ``weights[k]`` (default: uniform) among those not yet
-        exhausted (tensorbridge's seeded PRNG: the same picks every epoch for a given
-        seed, not tf.data's). With ``stop_on_empty_dataset=True`` the first exhausted
-        dataset ends it."""
-        from . import _combine
-
-        return _combine.sample_from_datasets(datasets, weights, seed, stop_on_empty_dataset)
-
-    @staticmethod
-    def choose_from_datasets(datasets: Any, choice_dataset: "Dataset",
-                             stop_on_empty_dataset: bool = True) -> "Dataset":
-        """Each element is the next one of ``datasets[c]``, ``c`` the next int64 scalar
-        of ``choice_dataset`` (out of range: an error when reached). An exhausted
-        dataset ends it (``stop_on_empty_dataset=True``) or its choices are skipped."""
-        from . import _combine
-
-        return _combine.choose_from_datasets(datasets, choice_dataset, stop_on_empty_dataset)
-
     def progress(self, desc: str = "") -> "Dataset":
         """The same dataset, printing a progress line on stderr while iterated."""
         return Dataset(self._ds, self._struct, desc, self._batched)
@@ -404,14 +308,6 @@ class Dataset:
         if n == UNKNOWN_CARDINALITY:
             raise TypeError("The dataset length is unknown.")
         return n
-
-    def __getitem__(self, index: int) -> Any:
-        """Element ``index`` (negative counts from the end) without running the ones
-        before it: for random-access datasets (see :meth:`global_shuffle`); others
-        raise ``TypeError`` naming the op that prevents it."""
-        from . import _combine
-
-        return _combine.getitem(self, index)
 
     def _flat_spec(self) -> list:
         """``[(shape, tb.DType), ...]`` per component; runs one element if a Python
