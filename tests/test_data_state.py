@@ -105,8 +105,9 @@ def test_shuffle_state_holds_positions_not_data():
     it = Dataset.from_tensor_slices(np.zeros((5000, 64), np.float64)).shuffle(1000, seed=0).iterator()
     next(it)
     s = it.get_state()
-    buf = s["state"]["buffer"]
-    assert len(buf) == 999 and all(isinstance(p, int) for p in buf)
+    buf = json.loads(s["state"]["buffer"])  # the positions' JSON text, one string
+    assert len(buf) == 999 and all(isinstance(p, int) and 0 <= p < 5000 for p in buf)
+    assert len(set(buf)) == 999
     assert len(json.dumps(s)) < 12 * 1000  # ~ buffer_size numbers, no 64-float rows
 
 

@@ -74,7 +74,7 @@ type Job = (Item, SyncSender<Result<Item>>);
 
 /// Applies a map function on `n` worker threads, yielding results in input order.
 ///
-/// State: `{"input": ..., "pending": [prov, ...]}` — the upstream's state and the
+/// State: `{"input": ..., "pending": "[p, ...]"}` — the upstream's state and the
 /// elements taken from it whose results have not been delivered yet. A restored
 /// map makes those elements again (from the input dataset) and applies the
 /// function to them first.

@@ -51,7 +51,7 @@ struct Shared {
 
 /// Runs the upstream iterator on its own thread, `n` finished elements ahead.
 ///
-/// State: `{"input": ..., "pending": [prov, ...]}` — the upstream's state and the
+/// State: `{"input": ..., "pending": "[p, ...]"}` — the upstream's state and the
 /// elements taken from it but not yet delivered (in the channel or being made). A
 /// restored prefetch makes those again first (from the input dataset), then goes
 /// on with the upstream: nothing prefetched is lost.

@@ -37,8 +37,9 @@ pub(crate) fn shuffle_buffer(buffer_size: i64, input: Cardinality) -> Result<usi
 /// One epoch of a buffer shuffle.
 ///
 /// State: `{"input": ..., "seed": s, "epoch": e, "rng": r, "exhausted": bool,
-/// "buffer": [prov, ...]}` — the buffered elements' provenances in buffer order
-/// (about `buffer_size` numbers once the buffer is full), never their data.
+/// "buffer": "[p, ...]"}` — the buffered elements' provenances in buffer order, as
+/// JSON text in a string (about `buffer_size` numbers once the buffer is full),
+/// never their data.
 pub(crate) struct Shuffle {
     upstream: It,
     buf: Vec<(Item, Prov)>,

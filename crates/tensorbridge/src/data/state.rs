@@ -42,16 +42,8 @@ pub(crate) enum Prov {
 }
 
 impl Prov {
-    /// As JSON: `Index` a number, `List` an array, `Tagged` `{"t": k, "p": ...}`.
-    pub(crate) fn to_json(&self) -> Value {
-        match self {
-            Prov::Index(i) => Value::from(*i),
-            Prov::List(v) => Value::Array(v.iter().map(Prov::to_json).collect()),
-            Prov::Tagged(k, p) => json!({"t": k, "p": p.to_json()}),
-        }
-    }
-
-    /// The inverse of [`Prov::to_json`].
+    /// From JSON: `Index` a number, `List` an array, `Tagged` `{"t": k, "p": ...}`
+    /// (as [`provs_json`] writes them).
     pub(crate) fn from_json(v: &Value) -> Result<Prov> {
         match v {
             Value::Number(n) => n
@@ -130,17 +122,77 @@ pub(crate) fn field_bool(o: &Map<String, Value>, key: &str) -> Result<bool> {
         .ok_or_else(|| bad(format!("field {key:?} is not a boolean: {v}")))
 }
 
-/// A field holding a list of provenances.
+/// A field holding a list of provenances: the JSON text [`provs_json`] writes
+/// (or, written by hand, the JSON array itself).
 pub(crate) fn field_provs(o: &Map<String, Value>, key: &str) -> Result<Vec<Prov>> {
-    match field(o, key)? {
+    let parsed;
+    let list = match field(o, key)? {
+        Value::String(text) => {
+            parsed = serde_json::from_str::<Value>(text)
+                .map_err(|e| bad(format!("field {key:?} is not a list of positions: {e}")))?;
+            &parsed
+        }
+        v => v,
+    };
+    match list {
         Value::Array(a) => a.iter().map(Prov::from_json).collect(),
         v => Err(bad(format!("field {key:?} is not a list: {v}"))),
     }
 }
 
-/// Provenances as a JSON array.
+/// Provenances as the JSON text of an array (`"[17,4,[5,6]]"`), held in a JSON
+/// string: a shuffle buffer's ten thousand positions are then one string that
+/// `json.loads` (or any JSON reader) takes in one step, which keeps `get_state`
+/// cheap, while the text stays readable JSON.
 pub(crate) fn provs_json<'a>(provs: impl Iterator<Item = &'a Prov>) -> Value {
-    Value::Array(provs.map(Prov::to_json).collect())
+    let mut s = String::from("[");
+    for (i, p) in provs.enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        write_prov(&mut s, p);
+    }
+    s.push(']');
+    Value::String(s)
+}
+
+fn write_prov(s: &mut String, p: &Prov) {
+    match p {
+        Prov::Index(i) => push_u64(s, *i),
+        Prov::List(v) => {
+            s.push('[');
+            for (i, q) in v.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                write_prov(s, q);
+            }
+            s.push(']');
+        }
+        Prov::Tagged(k, q) => {
+            s.push_str("{\"t\":");
+            push_u64(s, *k);
+            s.push_str(",\"p\":");
+            write_prov(s, q);
+            s.push('}');
+        }
+    }
+}
+
+/// Append `x` in decimal (without `fmt`'s machinery: this runs per buffered element).
+fn push_u64(s: &mut String, mut x: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (x % 10) as u8;
+        x /= 10;
+        if x == 0 {
+            break;
+        }
+    }
+    // Digits only: always valid UTF-8.
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
 }
 
 /// Check the top-level state against `ds` and return its position and stage tree.

@@ -55,6 +55,42 @@ fn check_resume(make: &dyn Fn() -> Dataset) -> usize {
     all.len()
 }
 
+/// The provenances a state field holds (JSON text of a list).
+fn positions(v: &serde_json::Value) -> Vec<state::Prov> {
+    let mut o = serde_json::Map::new();
+    o.insert("k".into(), v.clone());
+    state::field_provs(&o, "k").unwrap()
+}
+
+#[test]
+fn provenances_round_trip_through_their_json_text() {
+    use state::Prov::*;
+    let ps = vec![
+        Index(0),
+        Index(u64::MAX),
+        List(vec![
+            Index(7),
+            Tagged(3, Box::new(List(vec![Index(10), Index(0)]))),
+        ]),
+        Tagged(0, Box::new(Index(42))),
+        List(vec![]),
+    ];
+    let v = state::provs_json(ps.iter());
+    assert_eq!(
+        v.as_str().unwrap(),
+        format!(
+            "[0,{},[7,{{\"t\":3,\"p\":[10,0]}}],{{\"t\":0,\"p\":42}},[]]",
+            u64::MAX
+        )
+    );
+    assert_eq!(positions(&v), ps);
+    // A hand-written array works too.
+    assert_eq!(
+        positions(&serde_json::json!([1, [2, 3]])),
+        vec![Index(1), List(vec![Index(2), Index(3)])]
+    );
+}
+
 fn ints_of(ds: &Dataset) -> Vec<i64> {
     ds.iter()
         .unwrap()
@@ -150,8 +186,11 @@ fn shuffles_resume_with_their_buffer_and_reshuffle_per_epoch() {
     let mut it = ds.iter().unwrap();
     it.next().unwrap().unwrap();
     let s = it.state().unwrap();
-    let buf = s["state"]["buffer"].as_array().unwrap();
+    let buf = positions(&s["state"]["buffer"]);
     assert_eq!(buf.len(), 99);
+    assert!(buf
+        .iter()
+        .all(|p| matches!(p, state::Prov::Index(i) if *i < 1000)));
 }
 
 #[test]
@@ -208,7 +247,7 @@ fn maps_and_prefetch_lose_nothing_in_flight() {
         .map(|_| it.next().unwrap().unwrap()[0].to_vec::<i64>().unwrap()[0])
         .collect();
     let s = it.state().unwrap();
-    assert!(!s["state"]["pending"].as_array().unwrap().is_empty());
+    assert!(!positions(&s["state"]["pending"]).is_empty());
     let rest = ints_of_iter(make(1).iter_from_state(&s).unwrap());
     let want: Vec<i64> = (0..30).map(|a| a * 2 + 1).collect();
     assert_eq!([first, rest].concat(), want);
