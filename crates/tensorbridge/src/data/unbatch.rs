@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::comp::{materialize, Comp, Item};
 use super::run::Ctx;
-use super::state::{bad, field, field_u64, object, It, Prov, Stage};
+use super::state::{bad, field, field_provs, field_u64, object, provs_json, It, Prov, Stage};
 use super::{Cardinality, ComponentSpec, Dataset, Node};
 use crate::error::{Error, Result};
 use crate::tensor::{Index, Tensor};
@@ -73,7 +73,7 @@ pub(crate) fn element_spec(input: &Dataset) -> Result<Option<Vec<ComponentSpec>>
 }
 
 /// One epoch of an unbatch: provenance `Tagged(row, batch provenance)`; state
-/// `{"input": ..., "batch": provenance of the current element or null, "next": row}`
+/// `{"input": ..., "batch": [provenance of the current element] or [], "next": row}`
 /// (the current element is made again from its provenance on restore).
 pub(crate) struct Unbatch {
     input: It,
@@ -103,14 +103,10 @@ impl Unbatch {
             rows: 0,
             next: field_u64(o, "next")? as usize,
         };
-        match field(o, "batch")? {
-            Value::Null => {}
-            p => {
-                let p = Prov::from_json(p)?;
-                me.current = materialize(input.materialize(&p)?)?;
-                me.rows = rows_of(&me.current)?;
-                me.batch = Some(p);
-            }
+        if let Some(p) = field_provs(o, "batch")?.into_iter().next() {
+            me.current = materialize(input.materialize(&p)?)?;
+            me.rows = rows_of(&me.current)?;
+            me.batch = Some(p);
         }
         Ok(me)
     }
@@ -185,14 +181,11 @@ impl Stage for Unbatch {
 
     fn state(&self) -> Result<Value> {
         // Past the last row of the current element, it is not needed again.
-        let batch = match &self.batch {
-            Some(p) if self.next < self.rows => p.to_json(),
-            _ => Value::Null,
-        };
+        let current = self.batch.as_ref().filter(|_| self.next < self.rows);
         Ok(json!({
             "input": self.input.state()?,
-            "batch": batch,
-            "next": if batch.is_null() { 0 } else { self.next },
+            "batch": provs_json(current.into_iter()),
+            "next": if current.is_none() { 0 } else { self.next },
         }))
     }
 }
