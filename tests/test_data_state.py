@@ -219,7 +219,7 @@ def test_from_ray_cannot_resume(tmp_path):
     script.write_text(textwrap.dedent("""
         import logging, ray
         import tensorbridge as tb
-        ray.init(num_cpus=1, include_dashboard=False, logging_level=logging.ERROR,
+        ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level=logging.ERROR,
                  log_to_driver=False)
         ray.data.DataContext.get_current().enable_progress_bars = False
         it = iter(tb.data.Dataset.from_ray(ray.data.range(5)))

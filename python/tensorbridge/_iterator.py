@@ -47,13 +47,16 @@ class DatasetIterator:
     and joins its worker threads.
     """
 
-    __slots__ = ("_dataset", "_it", "_final", "_bar", "__weakref__")
+    __slots__ = ("_dataset", "_it", "_final", "_bar", "_unflatten", "__weakref__")
 
     def __init__(self, dataset: "Dataset", state: Any = None):
         self._dataset = dataset
         self._it: Any = None
         self._final: Optional[str] = None
         self._bar: Any = None
+        from .data import _unflatten  # (data imports this module)
+
+        self._unflatten = _unflatten
         self._start(state)
 
     def _start(self, state: Any) -> None:
@@ -84,9 +87,7 @@ class DatasetIterator:
             raise
         if self._bar is not None:
             self._bar.step()
-        from .data import _unflatten
-
-        return _unflatten(self._dataset._struct.value, iter(flat))
+        return self._unflatten(self._dataset._struct.value, iter(flat))
 
     def _finish(self) -> None:
         """At the end: keep the final state (so ``get_state`` still works), then stop."""

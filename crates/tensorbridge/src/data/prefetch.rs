@@ -42,27 +42,27 @@ pub(crate) fn prefetch_depth(buffer_size: i64) -> Result<usize> {
     }
 }
 
-/// The upstream stage and the provenances of the elements taken from it but not
-/// yet delivered, changed together under one lock (so a state is consistent).
-struct Shared {
-    upstream: It,
-    inflight: VecDeque<Prov>,
-}
-
 /// Runs the upstream iterator on its own thread, `n` finished elements ahead.
 ///
 /// State: `{"input": ..., "pending": "[p, ...]"}` — the upstream's state and the
 /// elements taken from it but not yet delivered (in the channel or being made). A
 /// restored prefetch makes those again first (from the input dataset), then goes
 /// on with the upstream: nothing prefetched is lost.
+///
+/// The upstream sits behind one lock, which the reader thread holds around each
+/// `next()` and while it records the element's provenance in `inflight` (a second
+/// lock); [`Stage::state`] takes both, so it reads a consistent pair. The consumer
+/// only ever takes the `inflight` lock (to drop a delivered element's provenance),
+/// so it never waits for the element being made.
 pub(crate) struct Prefetch {
     rx: Option<Receiver<Result<(Item, Prov)>>>,
-    shared: Arc<Mutex<Shared>>,
+    upstream: Arc<Mutex<It>>,
+    inflight: Arc<Mutex<VecDeque<Prov>>>,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
-fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -78,11 +78,9 @@ impl Prefetch {
         let (tx, rx) = mpsc::sync_channel(n.clamp(1, MAX_DEPTH));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let shared = Arc::new(Mutex::new(Shared {
-            upstream,
-            inflight: pending.iter().cloned().collect(),
-        }));
-        let sh = shared.clone();
+        let upstream = Arc::new(Mutex::new(upstream));
+        let inflight = Arc::new(Mutex::new(pending.iter().cloned().collect::<VecDeque<_>>()));
+        let (up, fl) = (upstream.clone(), inflight.clone());
         let handle = spawn("tb-prefetch", move || {
             let mut redo: VecDeque<Prov> = pending.into();
             while !flag.load(Ordering::Relaxed) {
@@ -90,10 +88,10 @@ impl Prefetch {
                     let r = match redo.pop_front() {
                         Some(p) => Some(input.materialize(&p).map(|item| (item, p))),
                         None => {
-                            let mut g = lock(&sh);
-                            let r = g.upstream.next();
+                            let mut g = lock(&up);
+                            let r = g.next();
                             if let Some(Ok((_, p))) = &r {
-                                g.inflight.push_back(p.clone());
+                                lock(&fl).push_back(p.clone());
                             }
                             r
                         }
@@ -111,11 +109,12 @@ impl Prefetch {
                 }
             }
             // The upstream (and any threads it owns) is dropped with the last
-            // handle on `shared`: by the consumer's `Drop`, after joining here.
+            // handle on it: by the consumer's `Drop`, after joining here.
         })?;
         Ok(Prefetch {
             rx: Some(rx),
-            shared,
+            upstream,
+            inflight,
             stop,
             handle: Some(handle),
         })
@@ -126,16 +125,17 @@ impl Stage for Prefetch {
     fn next(&mut self) -> Option<Result<(Item, Prov)>> {
         let r = self.rx.as_ref()?.recv().ok()?;
         if r.is_ok() {
-            lock(&self.shared).inflight.pop_front();
+            lock(&self.inflight).pop_front();
         }
         Some(r)
     }
 
     fn state(&self) -> Result<Value> {
-        let g = lock(&self.shared);
+        let up = lock(&self.upstream);
+        let fl = lock(&self.inflight);
         Ok(json!({
-            "input": g.upstream.state()?,
-            "pending": provs_json(g.inflight.iter()),
+            "input": up.state()?,
+            "pending": provs_json(fl.iter()),
         }))
     }
 }

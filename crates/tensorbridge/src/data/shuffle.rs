@@ -12,7 +12,9 @@ use serde_json::{json, Map, Value};
 
 use super::comp::Item;
 use super::rng::{mix, SplitMix64};
-use super::state::{bad, field_bool, field_provs, field_u64, provs_json, It, Prov, Stage};
+use super::state::{
+    bad, field_bool, field_provs, field_u64, materialize_all, provs_json, It, Prov, Stage,
+};
 use super::{Cardinality, Dataset};
 use crate::error::{Error, Result};
 
@@ -78,10 +80,8 @@ impl Shuffle {
                 provs.len()
             )));
         }
-        let buf = provs
-            .into_iter()
-            .map(|p| Ok((input.materialize(&p)?, p)))
-            .collect::<Result<Vec<_>>>()?;
+        let items = materialize_all(input, &provs)?;
+        let buf = items.into_iter().zip(provs).collect();
         Ok(Shuffle {
             upstream,
             buf,

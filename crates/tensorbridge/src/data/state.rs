@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 pub(crate) const STATE_VERSION: u64 = 1;
 
 /// Where an element in flight came from: enough to make it again.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Prov {
     /// Row `i` of a source (a file source counts rows over its files in their
     /// original, unshuffled order).
@@ -70,6 +70,19 @@ impl Prov {
             other => Err(bad(format!("expected a row index, got {other:?}"))),
         }
     }
+}
+
+/// Make many elements again (a shuffle buffer): in the order of their
+/// provenances, so a file source reads file after file rather than jumping
+/// between files, and returned in the given order.
+pub(crate) fn materialize_all(ds: &Dataset, provs: &[Prov]) -> Result<Vec<Item>> {
+    let mut order: Vec<usize> = (0..provs.len()).collect();
+    order.sort_by(|&a, &b| provs[a].cmp(&provs[b]));
+    let mut out: Vec<Option<Item>> = (0..provs.len()).map(|_| None).collect();
+    for i in order {
+        out[i] = Some(ds.materialize(&provs[i])?);
+    }
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// One stage of a running epoch.

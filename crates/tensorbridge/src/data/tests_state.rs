@@ -366,3 +366,63 @@ fn a_state_of_another_pipeline_is_refused_naming_the_stage() {
     let msg = m.iter().unwrap().state().err().unwrap().to_string();
     assert!(msg.contains("rows come from elsewhere"), "{msg}");
 }
+
+#[test]
+fn prefetch_depth_may_change_between_save_and_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_files(dir.path(), &[4, 6, 5]);
+    let make = |depth: i64| {
+        let opts = FilesOptions {
+            cycle_length: 2,
+            ..FilesOptions::default()
+        };
+        let (ds, _) = Dataset::from_files(paths.clone(), opts).unwrap();
+        ds.prefetch(depth).unwrap()
+    };
+    let want: Vec<Sig> = make(1).iter().unwrap().map(|e| sig(e.unwrap())).collect();
+    for (a, b) in [(2, 100), (100, 2)] {
+        // Depth > 64 reads rows ahead on a thread (its state holds rows in flight).
+        for k in [0, 1, 7, 15] {
+            let mut it = make(a).iter().unwrap();
+            let before: Vec<Sig> = (0..k).map(|_| sig(it.next().unwrap().unwrap())).collect();
+            let s = it.state().unwrap();
+            let after: Vec<Sig> = make(b)
+                .iter_from_state(&s)
+                .unwrap()
+                .map(|e| sig(e.unwrap()))
+                .collect();
+            assert!([before, after].concat() == want, "{a} -> {b} after {k}");
+        }
+    }
+}
+
+#[test]
+fn an_open_file_that_went_bad_is_skipped_or_named_on_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_files(dir.path(), &[4, 4]);
+    let make = |on_error| {
+        let opts = FilesOptions {
+            on_error,
+            ..FilesOptions::default()
+        };
+        Dataset::from_files(paths.clone(), opts).unwrap().0
+    };
+    let (raise, skip) = (make(OnError::Raise), make(OnError::Skip));
+    let state_after_one = |ds: &Dataset| {
+        let mut it = ds.iter().unwrap();
+        it.next().unwrap().unwrap();
+        it.state().unwrap()
+    };
+    let (sr, ss) = (state_after_one(&raise), state_after_one(&skip));
+    std::fs::write(&paths[0], b"garbage").unwrap();
+    let err = raise.iter_from_state(&sr).err().unwrap().to_string();
+    assert!(err.contains("f00.npy"), "{err}");
+    let it = skip.iter_from_state(&ss).unwrap();
+    let warnings = it.take_warnings();
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("f00.npy"),
+        "{warnings:?}"
+    );
+    // The rest of the first file is gone; the second file follows.
+    assert_eq!(it.count(), 4);
+}
