@@ -227,12 +227,15 @@ def test_from_ray_cannot_resume(tmp_path):
         try:
             it.get_state()
         except ValueError as e:
-            print("ValueError:", e)
+            print("ValueError:", e, flush=True)
+        print(len(list(it)))  # to the end: Ray's iterator finishes and lets go of its blocks
+        del it
         ray.shutdown()
     """))
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "ValueError:" in p.stdout and "from_ray" in p.stdout, p.stdout
+    assert p.stdout.split()[-1] == "4", p.stdout
 
 
 def test_checkpoint_recipes_store_the_state_beside_the_model(tmp_path):

@@ -24,6 +24,11 @@ propagate to the loop as the same exception object, with its traceback. Warnings
 met them. Leaving a loop early, an exception, or
 dropping an iterator stops and joins every worker thread and frees every buffer.
 
+``iter(ds)`` and ``ds.iterator(state=None)`` give a :class:`DatasetIterator`: its
+``get_state()`` (a small JSON-serialisable dict: counters, seeds, the source positions of
+the elements in flight, no data) lets ``ds.iterator(state)`` — in this process or another —
+resume with exactly the elements that would have come next (see ``tensorbridge._iterator``).
+
 ``from_tensor_slices`` keeps zero-copy views of NumPy arrays where it can (as
 ``tb.convert_to_tensor(x, copy=False)``): changing the array while a pipeline runs
 changes what it yields.
