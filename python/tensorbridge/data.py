@@ -43,6 +43,7 @@ from typing import Any, Dict, Iterator, Optional
 
 from . import _core
 from ._convert import Tensor, convert_to_tensor
+from ._combine import _Combinators
 from ._iterator import DatasetIterator
 from .ops import Op
 
@@ -158,7 +159,7 @@ class _Struct:
 
 # ----------------------------------------------------------------- Dataset
 
-class Dataset:
+class Dataset(_Combinators):
     """A pipeline of stages; iterate it for ``tb.Tensor`` elements (or tuples/dicts)."""
 
     __slots__ = ("_ds", "_struct", "_progress", "_batched")

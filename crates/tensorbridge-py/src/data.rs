@@ -18,7 +18,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use tensorbridge::data::{
-    live_threads, Dataset, DatasetIter, FilesOptions, MapFn, MapOps, OnError, Op,
+    live_threads, Dataset, DatasetIter, FilesOptions, MapFn, MapOps, OnError, Op, PaddedShapes,
+    PredFn,
 };
 use tensorbridge::{Error, Tensor};
 
@@ -286,6 +287,137 @@ impl PyDataset {
 
     fn shard(&self, num_shards: i64, index: i64) -> PyResult<PyDataset> {
         self.inner.shard(num_shards, index).map(wrap).or_py()
+    }
+
+    /// Elements when `get` works (random access), else None.
+    fn random_access_len(&self) -> Option<u64> {
+        self.inner.random_access_len()
+    }
+
+    /// The stage that prevents random access, or None.
+    fn random_access_blocker(&self) -> Option<&'static str> {
+        self.inner.random_access_blocker()
+    }
+
+    /// Element `i` (0 <= i < random_access_len()), read with the GIL released.
+    fn get(&self, py: Python<'_>, i: u64) -> PyResult<Vec<PyTensor>> {
+        let ds = self.inner.clone();
+        let v = py.allow_threads(|| ds.get(i)).or_py()?;
+        Ok(v.into_iter().map(|inner| PyTensor { inner }).collect())
+    }
+
+    #[pyo3(signature = (seed=None, reshuffle_each_iteration=true))]
+    fn global_shuffle(
+        &self,
+        seed: Option<u64>,
+        reshuffle_each_iteration: bool,
+    ) -> PyResult<PyDataset> {
+        self.inner
+            .global_shuffle(seed, reshuffle_each_iteration)
+            .map(wrap)
+            .or_py()
+    }
+
+    /// The components of every input side by side (flat; structure in Python).
+    #[staticmethod]
+    fn zip(datasets: Vec<PyRef<'_, PyDataset>>) -> PyResult<PyDataset> {
+        Dataset::zip(datasets.iter().map(|d| d.inner.clone()).collect())
+            .map(wrap)
+            .or_py()
+    }
+
+    fn concatenate(&self, other: PyRef<'_, PyDataset>) -> PyResult<PyDataset> {
+        self.inner.concatenate(&other.inner).map(wrap).or_py()
+    }
+
+    /// `f(list_of_tensors) -> bool` (anything else: TypeError), called with the GIL.
+    fn filter_py(&self, f: PyObject) -> PyDataset {
+        let f = Arc::new(f);
+        let pred: PredFn = Arc::new(move |tensors: &[Tensor]| {
+            Python::with_gil(|py| {
+                let run = || -> PyResult<bool> {
+                    let args = tensors
+                        .iter()
+                        .map(|t| Py::new(py, PyTensor { inner: t.clone() }))
+                        .collect::<PyResult<Vec<_>>>()?;
+                    let out = f.call1(py, (PyList::new(py, args)?,))?;
+                    let out = out.bind(py);
+                    out.downcast::<pyo3::types::PyBool>()
+                        .map(|b| b.is_true())
+                        .map_err(|_| {
+                            PyTypeError::new_err(format!(
+                                "filter: the predicate must return a bool, not {}",
+                                out.get_type()
+                                    .name()
+                                    .map(|n| n.to_string())
+                                    .unwrap_or_default()
+                            ))
+                        })
+                };
+                run().map_err(|e| to_core(py, e))
+            })
+        });
+        wrap(self.inner.filter(pred))
+    }
+
+    fn enumerate(&self, start: i64) -> PyDataset {
+        wrap(self.inner.enumerate(start))
+    }
+
+    fn unbatch(&self) -> PyResult<PyDataset> {
+        self.inner.unbatch().map(wrap).or_py()
+    }
+
+    /// `padded_shapes`: per component None or [dim | None, ...]; `padding_values`:
+    /// per component None or a 0-d tensor.
+    #[pyo3(signature = (batch_size, padded_shapes=None, padding_values=None, drop_remainder=false))]
+    fn padded_batch(
+        &self,
+        batch_size: i64,
+        padded_shapes: Option<PaddedShapes>,
+        padding_values: Option<Vec<Option<PyRef<'_, PyTensor>>>>,
+        drop_remainder: bool,
+    ) -> PyResult<PyDataset> {
+        let values =
+            padding_values.map(|v| v.into_iter().map(|t| t.map(|t| t.inner.clone())).collect());
+        self.inner
+            .padded_batch(batch_size, padded_shapes, values, drop_remainder)
+            .map(wrap)
+            .or_py()
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (datasets, weights=None, seed=None, stop_on_empty_dataset=false))]
+    fn sample_from_datasets(
+        datasets: Vec<PyRef<'_, PyDataset>>,
+        weights: Option<Vec<f64>>,
+        seed: Option<u64>,
+        stop_on_empty_dataset: bool,
+    ) -> PyResult<PyDataset> {
+        Dataset::sample_from_datasets(
+            datasets.iter().map(|d| d.inner.clone()).collect(),
+            weights,
+            seed,
+            stop_on_empty_dataset,
+        )
+        .map(wrap)
+        .or_py()
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (datasets, choice_dataset, stop_on_empty_dataset=true))]
+    fn choose_from_datasets(
+        datasets: Vec<PyRef<'_, PyDataset>>,
+        choice_dataset: PyRef<'_, PyDataset>,
+        stop_on_empty_dataset: bool,
+    ) -> PyResult<PyDataset> {
+        Dataset::choose_from_datasets(
+            datasets.iter().map(|d| d.inner.clone()).collect(),
+            &choice_dataset.inner,
+            stop_on_empty_dataset,
+        )
+        .map(wrap)
+        .or_py()
     }
 
     /// `tf.data`'s encoding: n, -1 (infinite), -2 (unknown).

@@ -94,15 +94,28 @@
 //!   panic becomes an error, never a panic of the caller. After an error the
 //!   iterator ends.
 
+mod access;
 mod batch;
+mod combine;
 mod comp;
+mod concat;
+mod enumerate;
 mod files;
+mod filter;
+mod global;
+#[cfg(test)]
+mod global_state_tests;
+#[cfg(test)]
+mod global_tests;
 mod map;
 pub mod ops;
+mod padded_batch;
+mod permute;
 pub mod prefetch;
 mod remote_files;
 mod rng;
 mod run;
+mod sample;
 pub mod shuffle;
 mod state;
 #[cfg(test)]
@@ -110,7 +123,9 @@ mod tests;
 #[cfg(test)]
 mod tests_state;
 mod threads;
+mod unbatch;
 mod warn;
+mod zip;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -119,6 +134,7 @@ use std::sync::{Arc, Mutex};
 pub use files::{FilesOptions, OnError};
 pub use map::max_workers;
 pub use ops::{MapOps, Op};
+pub use padded_batch::PaddedShapes;
 pub use run::DatasetIter;
 pub use threads::live_threads;
 
@@ -131,6 +147,10 @@ use crate::tensor::Tensor;
 /// A map function over materialized elements (used for Python callables). An error
 /// it returns ends the epoch and reaches the consumer unchanged.
 pub type MapFn = Arc<dyn Fn(Vec<Tensor>) -> Result<Vec<Tensor>> + Send + Sync>;
+
+/// A predicate over materialized elements (`filter`; used for Python callables).
+/// An error it returns ends the epoch and reaches the consumer unchanged.
+pub type PredFn = Arc<dyn Fn(&[Tensor]) -> Result<bool> + Send + Sync>;
 
 /// How many elements a dataset has, as `tf.data` tracks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +188,8 @@ enum Node {
         epoch: AtomicU64,
         /// Files opened to re-make rows of a restored state (a few, recent ones).
         cache: Mutex<files::RowCache>,
+        /// Random access (`get`, `global_shuffle`): prefix sums and open files.
+        index: access::FileIndex,
     },
     Slices {
         comps: Vec<Tensor>,
@@ -222,6 +244,50 @@ enum Node {
         input: Dataset,
         num: u64,
         index: u64,
+    },
+    GlobalShuffle {
+        input: Dataset,
+        seed: AtomicU64,
+        seeded: bool,
+        reshuffle: bool,
+        epoch: AtomicU64,
+        n: u64,
+    },
+    Zip {
+        inputs: Vec<Dataset>,
+    },
+    Concatenate {
+        first: Dataset,
+        second: Dataset,
+    },
+    Filter {
+        input: Dataset,
+        pred: PredFn,
+    },
+    Enumerate {
+        input: Dataset,
+        start: i64,
+    },
+    Unbatch {
+        input: Dataset,
+    },
+    PaddedBatch {
+        input: Dataset,
+        size: usize,
+        drop_remainder: bool,
+        shapes: Option<PaddedShapes>,
+        values: Option<Vec<Option<Tensor>>>,
+    },
+    Sample {
+        inputs: Vec<Dataset>,
+        weights: Vec<f64>,
+        seed: u64,
+        stop_on_empty: bool,
+    },
+    Choose {
+        inputs: Vec<Dataset>,
+        choice: Dataset,
+        stop_on_empty: bool,
     },
 }
 
@@ -299,7 +365,9 @@ impl Dataset {
     /// reported by the iterator that meets them).
     pub fn from_files(paths: Vec<PathBuf>, opts: FilesOptions) -> Result<(Dataset, Vec<String>)> {
         let (files, plan, warnings) = files::plan_files(paths, &opts)?;
+        let index = access::FileIndex::new(&files);
         let ds = Self::wrap(Node::Files {
+            index,
             files: Arc::new(files),
             plan: Arc::new(plan),
             shuffle: opts.shuffle_files,
@@ -485,6 +553,23 @@ impl Dataset {
                 Finite(n) => Finite(n / num + u64::from(index < &(n % num))),
                 c => c,
             },
+            Node::GlobalShuffle { input, .. } => input.cardinality(),
+            Node::Zip { inputs } => zip::cardinality(inputs),
+            Node::Concatenate { first, second } => {
+                concat::cardinality(first.cardinality(), second.cardinality())
+            }
+            Node::Filter { .. } => Unknown,
+            Node::Enumerate { input, .. } => enumerate::cardinality(input),
+            Node::Unbatch { input } => unbatch::cardinality(input),
+            Node::PaddedBatch {
+                input,
+                size,
+                drop_remainder,
+                ..
+            } => padded_batch::cardinality(input, *size, *drop_remainder),
+            Node::Sample { inputs, .. } | Node::Choose { inputs, .. } => {
+                sample::cardinality(inputs)
+            }
         }
     }
 
@@ -537,7 +622,24 @@ impl Dataset {
             | Node::Repeat { input, .. }
             | Node::Take { input, .. }
             | Node::Skip { input, .. }
-            | Node::Shard { input, .. } => input.element_spec()?,
+            | Node::Shard { input, .. }
+            | Node::GlobalShuffle { input, .. }
+            | Node::Filter { input, .. } => input.element_spec()?,
+            Node::Zip { inputs } => zip::element_spec(inputs)?,
+            Node::Concatenate { first, second } => {
+                concat::common_spec(&[first, second], "concatenate")?
+            }
+            Node::Enumerate { input, .. } => enumerate::element_spec(input)?,
+            Node::Unbatch { input } => unbatch::element_spec(input)?,
+            Node::PaddedBatch {
+                input,
+                size,
+                drop_remainder,
+                shapes,
+                ..
+            } => padded_batch::element_spec(input, *size, *drop_remainder, shapes)?,
+            Node::Sample { inputs, .. } => sample::element_spec(inputs, "sample_from_datasets")?,
+            Node::Choose { inputs, .. } => sample::element_spec(inputs, "choose_from_datasets")?,
         })
     }
 }

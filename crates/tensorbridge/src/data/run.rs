@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::batch::Batch;
 use super::comp::{materialize, Item};
 use super::files::FileRows;
+use super::global::GlobalShuffleIter;
 use super::map::{apply_fn, map_ops, ParallelMap};
 use super::ops::MapOps;
 use super::prefetch::{self, Prefetch};
@@ -267,6 +268,11 @@ impl Dataset {
                     left,
                 })
             }
+            // Elastic sharding: each shard reads only its own elements of the
+            // permutation and saves the global position (see `global.rs`).
+            Node::Shard { input, num, index } if input.is_global_shuffle() => {
+                Box::new(GlobalShuffleIter::build(input, *index, *num, state)?)
+            }
             Node::Shard { input, num, index } => {
                 let (seen, inner) = counted(state, "shard", "seen", 0)?;
                 Box::new(Shard {
@@ -276,6 +282,15 @@ impl Dataset {
                     seen,
                 })
             }
+            Node::GlobalShuffle { .. }
+            | Node::Zip { .. }
+            | Node::Concatenate { .. }
+            | Node::Filter { .. }
+            | Node::Enumerate { .. }
+            | Node::Unbatch { .. }
+            | Node::PaddedBatch { .. }
+            | Node::Sample { .. }
+            | Node::Choose { .. } => self.build_combinator(ctx, state)?,
         })
     }
 
@@ -331,6 +346,15 @@ impl Dataset {
             | Node::Take { input, .. }
             | Node::Skip { input, .. }
             | Node::Shard { input, .. } => input.materialize(prov),
+            Node::GlobalShuffle { .. }
+            | Node::Zip { .. }
+            | Node::Concatenate { .. }
+            | Node::Filter { .. }
+            | Node::Enumerate { .. }
+            | Node::Unbatch { .. }
+            | Node::PaddedBatch { .. }
+            | Node::Sample { .. }
+            | Node::Choose { .. } => self.materialize_combinator(prov),
         }
     }
 }

@@ -280,6 +280,15 @@ impl Dataset {
             | Take { input, .. }
             | Skip { input, .. }
             | Shard { input, .. } => vec![input],
+            GlobalShuffle { .. }
+            | Zip { .. }
+            | Concatenate { .. }
+            | Filter { .. }
+            | Enumerate { .. }
+            | Unbatch { .. }
+            | PaddedBatch { .. }
+            | Sample { .. }
+            | Choose { .. } => self.combinator_inputs(),
         }
     }
 
@@ -358,7 +367,19 @@ impl Dataset {
             Repeat { count: c, .. } => format!("repeat({})", count(c)),
             Take { n, .. } => format!("take({})", count(n)),
             Skip { n, .. } => format!("skip({})", count(n)),
+            // Elastic: a shard of a global shuffle may be restored into another
+            // sharding (the state holds the global position).
+            Shard { input, .. } if input.is_global_shuffle() => "shard(elastic)".into(),
             Shard { num, index, .. } => format!("shard({num}, {index})"),
+            GlobalShuffle { .. }
+            | Zip { .. }
+            | Concatenate { .. }
+            | Filter { .. }
+            | Enumerate { .. }
+            | Unbatch { .. }
+            | PaddedBatch { .. }
+            | Sample { .. }
+            | Choose { .. } => self.describe_combinator(),
         }
     }
 
