@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use super::comp::{Comp, Item};
+use super::rng::{mix, SplitMix64};
 use super::state::{bad, field, field_bool, field_opt_u64, field_u64, object, Prov, Stage};
 use super::warn::Warnings;
 use crate::dtype::DType;
@@ -351,7 +352,7 @@ impl FileRows {
         // slots would only be skipped, so the order is the same).
         let n = plan.cycle_length.min(files.len()).max(1);
         FileRows {
-            order: super::run::file_order(files.len(), seed, epoch),
+            order: file_order(files.len(), seed, epoch),
             offsets: offsets(&files),
             files,
             seed,
@@ -615,4 +616,13 @@ pub(crate) fn name_file(e: Error, path: &std::path::Path) -> Error {
             reason: e.to_string(),
         }
     }
+}
+
+/// The file order of epoch `epoch` of a file source shuffled with `seed`.
+pub(crate) fn file_order(n: usize, seed: Option<u64>, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if let Some(seed) = seed {
+        SplitMix64::new(mix(seed ^ 0x5EED_F11E_5EED_F11E, epoch)).shuffle(&mut order);
+    }
+    order
 }

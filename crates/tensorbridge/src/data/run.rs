@@ -13,7 +13,6 @@ use super::global::GlobalShuffleIter;
 use super::map::{apply_fn, map_ops, ParallelMap};
 use super::ops::MapOps;
 use super::prefetch::{self, Prefetch};
-use super::rng::{mix, SplitMix64};
 use super::shuffle::Shuffle;
 use super::state::{
     bad, check_top, field, field_bool, field_opt_u64, field_provs, field_u64, object, provs_json,
@@ -41,15 +40,6 @@ impl Ctx {
             warnings: self.warnings.clone(),
         }
     }
-}
-
-/// The file order of epoch `epoch` of a file source shuffled with `seed`.
-pub(crate) fn file_order(n: usize, seed: Option<u64>, epoch: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    if let Some(seed) = seed {
-        SplitMix64::new(mix(seed ^ 0x5EED_F11E_5EED_F11E, epoch)).shuffle(&mut order);
-    }
-    order
 }
 
 impl Dataset {
