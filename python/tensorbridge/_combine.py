@@ -11,8 +11,9 @@ import numpy as np
 
 from . import _core
 from ._convert import Tensor
+from ._structure import _LEAF, _count, _flatten, _to_tensor, _unflatten
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for annotations only: data.py imports this module
     from .data import Dataset
 
 
@@ -36,8 +37,6 @@ class _LazyStruct:
 
 def _graft(struct: Any, subs: Iterator) -> Any:
     """``struct`` with each leaf replaced by the next structure from ``subs``."""
-    from .data import _LEAF
-
     if struct is _LEAF:
         return next(subs)
     kind = struct[0]
@@ -49,8 +48,6 @@ def _graft(struct: Any, subs: Iterator) -> Any:
 
 
 def _describe(struct: Any) -> str:
-    from .data import _LEAF
-
     if struct is _LEAF:
         return "tensor"
     if struct[0] == "dict":
@@ -76,20 +73,16 @@ def _check_same(op: str, datasets: List["Dataset"]) -> None:
 
 
 def _as_datasets(op: str, values: Any) -> List["Dataset"]:
-    from .data import Dataset
-
     out = list(values)
     if not out:
         raise ValueError(f"{op}: no datasets given")
     for i, d in enumerate(out):
-        if not isinstance(d, Dataset):
+        if not isinstance(d, _Combinators):  # (Dataset's base class)
             raise TypeError(f"{op}: datasets[{i}] is a {type(d).__name__}, not a tb.data.Dataset")
     return out
 
 
 def _getitem(ds: "Dataset", index: Any) -> Any:
-    from .data import _unflatten
-
     try:
         i = operator.index(index)
     except TypeError:
@@ -107,8 +100,6 @@ def _getitem(ds: "Dataset", index: Any) -> Any:
 
 
 def _zip(args: tuple, datasets: Any) -> "Dataset":
-    from .data import Dataset, _flatten
-
     if datasets is None:
         if not args:
             raise TypeError("Dataset.zip: no datasets given")
@@ -119,7 +110,8 @@ def _zip(args: tuple, datasets: Any) -> "Dataset":
     flat = _as_datasets("Dataset.zip", (d for _, d in leaves))
     parts = [d._struct for d in flat]
     lazy = _LazyStruct(parts, lambda values: _graft(struct, iter(values)))
-    return Dataset(_core._Dataset.zip([d._ds for d in flat]), lazy)  # type: ignore[arg-type]
+    # The class of the inputs (tb.data.Dataset), without importing the module above this one.
+    return type(flat[0])(_core._Dataset.zip([d._ds for d in flat]), lazy)  # type: ignore[arg-type]
 
 
 def _concatenate(ds: "Dataset", other: "Dataset") -> "Dataset":
@@ -141,8 +133,6 @@ def _truth(value: Any) -> bool:
 
 
 def _filter(ds: "Dataset", predicate: Any) -> "Dataset":
-    from .data import _unflatten
-
     if not callable(predicate):
         raise TypeError(f"filter() takes a callable, not {type(predicate).__name__}")
     struct = ds._struct
@@ -156,8 +146,6 @@ def _filter(ds: "Dataset", predicate: Any) -> "Dataset":
 
 
 def _enumerate(ds: "Dataset", start: int) -> "Dataset":
-    from .data import _LEAF
-
     lazy = _LazyStruct([ds._struct], lambda v: ("tuple", (_LEAF, v[0])))
     return ds._derive(ds._ds.enumerate(int(start)), lazy, batched=False)  # type: ignore[arg-type]
 
@@ -184,8 +172,6 @@ def _shape(value: Any, path: str) -> Optional[list]:
 def _per_leaf(spec: Any, struct: Any, leaf: Any, what: str, path: str = "") -> list:
     """Match ``spec`` (a structure like the element's, up to its leaves) against the
     element structure; ``leaf(value, path)`` converts each leaf."""
-    from .data import _LEAF, _count
-
     if struct is _LEAF:
         return [leaf(spec, path)]
     if spec is None:
@@ -213,8 +199,6 @@ def _per_leaf(spec: Any, struct: Any, leaf: Any, what: str, path: str = "") -> l
 
 
 def _pad_value(value: Any, path: str) -> Optional[Tensor]:
-    from .data import _to_tensor
-
     if value is None:
         return None
     t = _to_tensor(value)
@@ -244,20 +228,16 @@ def _padded_batch(ds: "Dataset", batch_size: int, padded_shapes: Any, padding_va
 
 def _sample_from_datasets(datasets: Any, weights: Any, seed: Optional[int],
                          stop_on_empty_dataset: bool) -> "Dataset":
-    from .data import Dataset
-
     flat = _as_datasets("sample_from_datasets", datasets)
     _check_same("sample_from_datasets", flat)
     w = None if weights is None else [float(x) for x in np.asarray(weights, dtype=np.float64).ravel()]
     if seed is not None:
         seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF
     core = _core._Dataset.sample_from_datasets([d._ds for d in flat], w, seed, bool(stop_on_empty_dataset))
-    return Dataset(core, flat[0]._struct, None, flat[0]._batched)
+    return type(flat[0])(core, flat[0]._struct, None, flat[0]._batched)
 
 
 def _choose_from_datasets(datasets: Any, choice_dataset: Any, stop_on_empty_dataset: bool) -> "Dataset":
-    from .data import _LEAF, Dataset
-
     flat = _as_datasets("choose_from_datasets", datasets)
     (choice,) = _as_datasets("choose_from_datasets", [choice_dataset])
     spec = choice._ds.element_spec()
@@ -266,7 +246,7 @@ def _choose_from_datasets(datasets: Any, choice_dataset: Any, stop_on_empty_data
         raise TypeError("choose_from_datasets: choice_dataset must yield int64 scalars")
     _check_same("choose_from_datasets", flat)
     core = _core._Dataset.choose_from_datasets([d._ds for d in flat], choice._ds, bool(stop_on_empty_dataset))
-    return Dataset(core, flat[0]._struct, None, flat[0]._batched)
+    return type(flat[0])(core, flat[0]._struct, None, flat[0]._batched)
 
 
 def _me(obj: Any) -> "Dataset":

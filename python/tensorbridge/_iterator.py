@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
+from ._structure import _Progress, _unflatten
+
 if TYPE_CHECKING:  # pragma: no cover
     from .data import Dataset
 
@@ -54,7 +56,6 @@ class DatasetIterator:
         self._it: Any = None
         self._final: Optional[str] = None
         self._bar: Any = None
-        from .data import _unflatten  # (data imports this module)
 
         self._unflatten = _unflatten
         self._start(state)
@@ -66,7 +67,6 @@ class DatasetIterator:
         self.close()
         self._it, self._final = it, None
         if ds._progress is not None:
-            from .data import _Progress
 
             self._bar = _Progress(ds._progress, ds._ds.cardinality())
 
