@@ -34,6 +34,9 @@ pub(crate) fn detect(p: &Path, opts: &StorageOptions) -> Option<FileFormat> {
     }
 }
 
+/// A file's `.npy` headers, each with the label that names it.
+pub(crate) type Heads = Vec<(NpyHeader, String)>;
+
 /// The `.npy` headers of each file of `paths` (with the label naming each: the file,
 /// or `file:key` for the `keys` members of `.npz` archives), in order. Local files
 /// are read in parallel as before; remote objects concurrently, at most
@@ -44,9 +47,9 @@ pub(crate) fn headers(
     paths: &[PathBuf],
     keys: Option<&[String]>,
     so: &StorageOptions,
-) -> Vec<Result<Vec<(NpyHeader, String)>>> {
+) -> Vec<Result<Heads>> {
     use rayon::prelude::*;
-    let one = |p: &PathBuf| -> Result<Vec<(NpyHeader, String)>> {
+    let one = |p: &PathBuf| -> Result<Heads> {
         let name = p.display().to_string();
         match keys {
             None => Ok(vec![(npy_header(p, so)?, name)]),
@@ -64,7 +67,7 @@ pub(crate) fn headers(
         .map(|l| matches!(l, Ok(Location::Remote(_))))
         .collect();
     let remote: Vec<usize> = (0..paths.len()).filter(|&i| is_remote[i]).collect();
-    let mut out: Vec<Option<Result<Vec<(NpyHeader, String)>>>> = paths
+    let mut out: Vec<Option<Result<Heads>>> = paths
         .par_iter()
         .enumerate()
         .map(|(i, p)| (!is_remote[i]).then(|| one(p)))
