@@ -16,7 +16,7 @@ import pytest
 import tensorbridge as tb
 from tensorbridge.data import Dataset
 
-BUCKET = "ff"
+BUCKET = "fromfiles"
 
 
 @pytest.fixture(scope="module")
