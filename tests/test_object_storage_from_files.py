@@ -145,7 +145,7 @@ def test_on_error_skip_with_a_corrupt_object(shards, s3, tmp_path):
     assert_same(got, rows(Dataset.from_files([local[0], local[3]], cycle_length=2)))
 
 
-@pytest.mark.parametrize("kind", ["npy", "npzc"])
+@pytest.mark.parametrize("kind", ["npy", "npz", "npzc"])
 def test_state_save_restore_over_remote_files(shards, kind):
     files, opts = shards
     _, remote = files[kind]

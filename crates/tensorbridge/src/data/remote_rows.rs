@@ -8,9 +8,10 @@
 //! `from_files` pipeline holds about `cycle_length` × that.
 //!
 //! Restoring a slot at row `r` (iterator state): an `.npy` object's stream starts at
-//! that row's byte offset (a ranged read from there). An `.npz` member has no random
-//! access through the zip stream (a deflated one cannot have any), so its stream
-//! starts at the member's start again and the rows before `r` are read and discarded.
+//! that row's byte offset (a ranged read from there), and so does a stored `.npz`
+//! member's (its CRC-32 is then not checked: only part of it is read). A deflated
+//! member has no random access, so its stream starts at the member's start again and
+//! the rows before `r` are inflated and discarded.
 //! [`read_one_row`] (re-making one row of a saved state) reads just that row's bytes
 //! from an `.npy` object (one ranged read), and streams an `.npz` member up to it.
 //!
@@ -214,6 +215,24 @@ impl RemoteRows {
                 let archive = NpzArchive::open_location(&loc)?;
                 for (k, want) in keys.iter().zip(&plan.spec) {
                     let what = format!("{name}:{k}");
+                    let start = start.min(entry.rows);
+                    if start > 0 {
+                        if let Some((obj, at, len)) = archive.remote_stored_image(k)? {
+                            // A stored member restored mid-way: a ranged read from the row.
+                            let h = archive.header(k)?;
+                            npy::check_data_fits(&h, len, &what)?;
+                            let stored = check(&h, entry, want, &what)?;
+                            if rows_apart(&h) {
+                                return Ok(None);
+                            }
+                            let rb = h.itemsize() * h.shape[1..].iter().product::<usize>();
+                            let from = at + (h.data_offset + start * rb) as u64;
+                            let to = at + (h.data_offset + entry.rows * rb) as u64;
+                            let s = ObjectStream::new(&obj, from..to)?;
+                            streams.push(Stream::new(Source::Raw(s), what, h, stored, start));
+                            continue;
+                        }
+                    }
                     let reader = archive
                         .remote_reader(k)?
                         .ok_or_else(|| format_err(&what, "is not a remote archive"))?;
@@ -223,7 +242,7 @@ impl RemoteRows {
                         return Ok(None);
                     }
                     let mut s = Stream::new(Source::Image(reader), what, h, stored, 0);
-                    s.skip_to(start.min(entry.rows))?;
+                    s.skip_to(start)?;
                     streams.push(s);
                 }
             }

@@ -98,7 +98,8 @@ fn streamed_rows_equal_local_rows_in_every_order() {
 fn streamed_files_resume_from_every_position() {
     let dir = tempfile::tempdir().unwrap();
     let [_, rnpy, _, rnpz] = write_both(dir.path(), "rows-resume", &[9, 2, 6, 11], true);
-    for (paths, keys) in [(rnpy, false), (rnpz, true)] {
+    let [_, _, _, stored] = write_both(dir.path(), "rows-resume-stored", &[9, 2, 6, 11], false);
+    for (paths, keys) in [(rnpy, false), (rnpz, true), (stored, true)] {
         let make = || {
             Dataset::from_files(paths.clone(), opts(keys, true, 2, 2))
                 .unwrap()

@@ -473,6 +473,24 @@ impl NpzArchive {
     }
 }
 
+impl NpzArchive {
+    /// Where a stored (uncompressed) member's `.npy` image lies in a remote archive:
+    /// the object, and the image's offset and length in it (one small read of the
+    /// member's local header). `None` for a member that is compressed or an archive
+    /// that is not remote. For ranged reads from any row of the member.
+    pub fn remote_stored_image(&self, name: &str) -> Result<Option<(RemoteObject, u64, u64)>> {
+        let Source::Remote(obj, _) = &self.source else {
+            return Ok(None);
+        };
+        let (m, label) = self.find(name)?;
+        if m.compression != Compression::Stored || m.size != m.compressed_size {
+            return Ok(None);
+        }
+        let (start, _) = remote::member_head(obj, m, &label)?;
+        Ok(Some((obj.clone(), start, m.size)))
+    }
+}
+
 /// A checked, decompressing reader of member `m`'s `.npy` image over its `raw` bytes.
 fn checked_member<'s>(
     raw: Box<dyn Read + Send + 's>,

@@ -184,7 +184,7 @@ fn parse_entries(cd: &[u8], entries: u64, label: &str) -> Result<Vec<NpzMember>>
 
 /// Where member `m`'s bytes start (after its local header, whose offset
 /// `m.data_start` holds), and the first bytes of the member (up to about 1.5 KiB).
-fn member_head(obj: &RemoteObject, m: &NpzMember, label: &str) -> Result<(u64, Bytes)> {
+pub(super) fn member_head(obj: &RemoteObject, m: &NpzMember, label: &str) -> Result<(u64, Bytes)> {
     let head = obj.get_upto(m.data_start, MEMBER_HEAD)?;
     if !head.starts_with(b"PK\x03\x04") || head.len() < 30 {
         return Err(format_err(
