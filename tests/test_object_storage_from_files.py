@@ -197,3 +197,23 @@ def test_opened_objects_are_streamed_not_fetched_whole(s3):
     # Ahead of what was consumed: at most ~2 x (8 MiB chunk + read-ahead), far from
     # the 2 x 64 MiB a whole-object read of two open objects would be.
     assert worst < 80 << 20, worst >> 20
+
+
+def test_len_over_many_objects_reads_only_headers(s3):
+    """len() of from_files over many objects: one small ranged GET per object (its
+    header), never its data; the headers are fetched concurrently."""
+    client, opts = s3
+    n = 300
+    a = np.arange(40_000, dtype=np.int64).reshape(1000, 40)  # 320 KB of data each
+    data = npy_bytes(a)
+    for i in range(n):
+        put(client, f"many/s-{i:04d}.npy", data)
+    tb._core.location_get_stats(reset=True)
+    ds = Dataset.from_files(f"s3://{BUCKET}/many/s-*.npy", storage_options=opts)
+    assert len(ds) == n * 1000
+    gets, asked, largest = tb._core.location_get_stats()
+    # One header read per object, plus a 12-byte read telling the first one's format.
+    assert gets == n + 1
+    assert largest <= 4096 and asked <= n * 4096 + 12
+    first = next(iter(ds.as_numpy_iterator()))
+    np.testing.assert_array_equal(first, a[0])
