@@ -2,7 +2,8 @@
 //!
 //! [`plan_files`] reads every header up front (known cardinality, mismatched files
 //! named); [`FileRows`] then opens at most `cycle_length` files at once, each
-//! memory-mapped when opened and released after its last row, and reads them in
+//! memory-mapped when opened (a remote object: streamed, see
+//! [`super::remote_files::rows`]) and released after its last row, and reads them in
 //! `tf.data`'s `interleave` order. Under [`OnError::Skip`] a file that cannot be
 //! used is left out with a warning for the iterator (or the caller) that met it.
 

@@ -1,7 +1,9 @@
 //! `from_files` over object-store URLs: a path given as URL text (`s3://...`) is a
-//! [`Location`] read through the location layer — headers by small ranged reads,
-//! arrays by concurrent ranged reads into memory (there is no file to map). Local
-//! paths take exactly the code paths they took before.
+//! [`Location`] read through the location layer. [`headers`] reads the headers of all
+//! objects concurrently (at most 64 requests in flight); an opened object is streamed
+//! chunk by chunk with read-ahead ([`rows`]), never held whole (Fortran-ordered
+//! arrays of more than one dimension excepted: those are read into memory when
+//! opened). Local paths take exactly the code paths they took before.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -127,6 +127,11 @@ impl Stream {
 
     /// Row `i` (the next one, or one of the current chunk).
     fn row(&mut self, i: usize) -> Result<Tensor> {
+        if self.row_bytes == 0 {
+            // Rows of no elements: nothing to read (and no chunk to index into).
+            // (The buffer has no bytes: `build_filled`'s "fill writes it all" holds.)
+            return npy::build_filled(self.stored, &self.header.shape[1..], |_| Ok(()));
+        }
         let hit = |c: &Option<(Tensor, usize)>| {
             c.as_ref()
                 .is_some_and(|(t, s)| i >= *s && i < s + t.shape()[0])

@@ -177,3 +177,19 @@ fn a_corrupt_object_is_skipped_when_opened() {
         );
     }
 }
+
+#[test]
+fn rows_of_zero_elements() {
+    let t = Tensor::from_slice::<f32>(&[], &[4, 0]).unwrap();
+    let url = "memory:///rows-empty/e.npy";
+    npy::save_location(&loc(url), &t.view()).unwrap();
+    let ds = Dataset::from_files(vec![PathBuf::from(url)], FilesOptions::default())
+        .unwrap()
+        .0;
+    let got: Vec<Vec<usize>> = ds
+        .iter()
+        .unwrap()
+        .map(|e| e.unwrap()[0].shape().to_vec())
+        .collect();
+    assert_eq!(got, vec![vec![0usize]; 4]);
+}

@@ -457,38 +457,6 @@ impl NpzArchive {
         };
         checked_member(raw, m, label)
     }
-
-    /// [`Self::reader`] of a member of a remote archive, as a reader that owns its
-    /// stream (it does not borrow the archive: ranged reads of the object with
-    /// read-ahead, inflated as they arrive). `None` for an archive that is not remote.
-    pub fn remote_reader(&self, name: &str) -> Result<Option<NpyReader<Box<dyn Read + Send>>>> {
-        let Source::Remote(obj, _) = &self.source else {
-            return Ok(None);
-        };
-        let (m, label) = self.find(name)?;
-        let stream = checked_member(remote::member_raw(obj, m, &label)?, m, &label)?;
-        let reader = NpyReader::new(Box::new(stream) as Box<dyn Read + Send>, &label)?;
-        npy::check_data_fits(reader.header(), m.size, &label)?;
-        Ok(Some(reader))
-    }
-}
-
-impl NpzArchive {
-    /// Where a stored (uncompressed) member's `.npy` image lies in a remote archive:
-    /// the object, and the image's offset and length in it (one small read of the
-    /// member's local header). `None` for a member that is compressed or an archive
-    /// that is not remote. For ranged reads from any row of the member.
-    pub fn remote_stored_image(&self, name: &str) -> Result<Option<(RemoteObject, u64, u64)>> {
-        let Source::Remote(obj, _) = &self.source else {
-            return Ok(None);
-        };
-        let (m, label) = self.find(name)?;
-        if m.compression != Compression::Stored || m.size != m.compressed_size {
-            return Ok(None);
-        }
-        let (start, _) = remote::member_head(obj, m, &label)?;
-        Ok(Some((obj.clone(), start, m.size)))
-    }
 }
 
 /// A checked, decompressing reader of member `m`'s `.npy` image over its `raw` bytes.
