@@ -606,6 +606,15 @@ fn file_row(comps: &[Tensor], i: usize, copy: bool) -> Result<Item> {
     comps
         .iter()
         .map(|t| {
+            if t.shape()[1..].contains(&0) {
+                // Rows of no elements: a fresh empty row (an index into a buffer of no
+                // bytes is refused as out of bounds).
+                return Ok(Comp::Ready(crate::format::npy::build_filled(
+                    t.dtype(),
+                    &t.shape()[1..],
+                    |_| Ok(()),
+                )?));
+            }
             let r = t.index(&[crate::tensor::Index::At(i as isize)])?;
             Ok(Comp::Ready(if copy { copy_row(&r)? } else { r }))
         })

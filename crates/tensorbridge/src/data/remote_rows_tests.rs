@@ -193,3 +193,17 @@ fn rows_of_zero_elements() {
         .collect();
     assert_eq!(got, vec![vec![0usize]; 4]);
 }
+
+#[test]
+fn local_rows_of_zero_elements() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("e.npy");
+    npy::save(&p, &Tensor::from_slice::<f32>(&[], &[3, 2, 0]).unwrap().view()).unwrap();
+    let ds = Dataset::from_files(vec![p], FilesOptions::default()).unwrap().0;
+    let got: Vec<Vec<usize>> = ds
+        .iter()
+        .unwrap()
+        .map(|e| e.unwrap()[0].shape().to_vec())
+        .collect();
+    assert_eq!(got, vec![vec![2usize, 0]; 3]);
+}
