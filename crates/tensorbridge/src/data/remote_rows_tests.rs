@@ -198,8 +198,14 @@ fn rows_of_zero_elements() {
 fn local_rows_of_zero_elements() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("e.npy");
-    npy::save(&p, &Tensor::from_slice::<f32>(&[], &[3, 2, 0]).unwrap().view()).unwrap();
-    let ds = Dataset::from_files(vec![p], FilesOptions::default()).unwrap().0;
+    npy::save(
+        &p,
+        &Tensor::from_slice::<f32>(&[], &[3, 2, 0]).unwrap().view(),
+    )
+    .unwrap();
+    let ds = Dataset::from_files(vec![p], FilesOptions::default())
+        .unwrap()
+        .0;
     let got: Vec<Vec<usize>> = ds
         .iter()
         .unwrap()
