@@ -225,7 +225,8 @@ def test_fortran_order_and_empty_rows_equal_local(s3, tmp_path):
     client, opts = s3
     local, remote = [], []
     for i, a in enumerate([np.asfortranarray(np.arange(30, dtype=np.uint16).reshape(5, 6)),
-                           np.asfortranarray(np.arange(12, dtype=np.uint16).reshape(2, 6) + 7)]):
+                           np.asfortranarray(np.arange(12, dtype=np.uint16).reshape(2, 6) + 7),
+                           np.asfortranarray(np.arange(30, dtype=np.uint16).reshape(5, 6) + 9)]):
         data = npy_bytes(a)
         (tmp_path / f"f{i}.npy").write_bytes(data)
         local.append(str(tmp_path / f"f{i}.npy"))
@@ -233,6 +234,16 @@ def test_fortran_order_and_empty_rows_equal_local(s3, tmp_path):
     for kw in ({}, {"cycle_length": 2}):
         assert_same(rows(Dataset.from_files(remote, storage_options=opts, **kw)),
                     rows(Dataset.from_files(local, **kw)))
+    # One row of several dimensions: stored column-major too.
+    one = [np.asfortranarray(np.arange(24, dtype=np.float32).reshape(1, 4, 6) * k) for k in (1, 2)]
+    one_local, one_remote = [], []
+    for i, a in enumerate(one):
+        (tmp_path / f"one{i}.npy").write_bytes(npy_bytes(a))
+        one_local.append(str(tmp_path / f"one{i}.npy"))
+        one_remote.append(put(client, f"fortran/one{i}.npy", npy_bytes(a)))
+    got = rows(Dataset.from_files(one_remote, storage_options=opts))
+    assert_same(got, [a[0] for a in one])
+    assert_same(got, rows(Dataset.from_files(one_local)))
     e = npy_bytes(np.zeros((4, 0), dtype=np.float32))
     (tmp_path / "e.npy").write_bytes(e)
     got = rows(Dataset.from_files([put(client, "empty/e.npy", e)], storage_options=opts))

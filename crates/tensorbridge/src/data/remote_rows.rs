@@ -183,9 +183,11 @@ fn check(
     Ok(d)
 }
 
-/// Whether rows of `h` lie apart in the file (Fortran order, more than one dimension).
+/// Whether rows of `h` are not whole C-ordered runs of the file: Fortran order with
+/// more than one dimension (even a single row of several dimensions is stored
+/// column-major).
 fn rows_apart(h: &NpyHeader) -> bool {
-    h.fortran_order && h.shape.len() > 1 && h.shape[0] > 1
+    h.fortran_order && h.shape.len() > 1
 }
 
 impl RemoteRows {

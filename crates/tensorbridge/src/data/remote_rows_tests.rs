@@ -213,3 +213,31 @@ fn local_rows_of_zero_elements() {
         .collect();
     assert_eq!(got, vec![vec![2usize, 0]; 3]);
 }
+
+#[test]
+fn a_fortran_ordered_single_row_is_read_in_its_order() {
+    // One row of shape (2, 3), stored column-major: [[0, 1, 2], [3, 4, 5]].
+    let url = "memory:///rows-fortran/one.npy";
+    let mut bytes = npy::NpyHeader::new(crate::dtype::DType::Int32, &[1, 2, 3], true)
+        .unwrap()
+        .to_bytes();
+    for v in [0i32, 3, 1, 4, 2, 5] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let store = crate::location::memory_store();
+    use object_store::ObjectStore;
+    crate::location::block_on_for_tests(store.put(
+        &object_store::path::Path::from("rows-fortran/one.npy"),
+        object_store::PutPayload::from(bytes),
+    ))
+    .unwrap();
+    let ds = Dataset::from_files(vec![PathBuf::from(url)], FilesOptions::default())
+        .unwrap()
+        .0;
+    let got: Vec<Vec<i32>> = ds
+        .iter()
+        .unwrap()
+        .map(|e| e.unwrap()[0].to_vec::<i32>().unwrap())
+        .collect();
+    assert_eq!(got, vec![vec![0, 1, 2, 3, 4, 5]]);
+}
