@@ -282,6 +282,10 @@ class _DatasetIterator:
     def close(self) -> None: ...
 
 def data_live_threads() -> int: ...
+def location_get_stats(reset: bool = False) -> tuple[int, int, int]:
+    """Ranged GETs sent to object stores so far: (gets, bytes asked for, largest GET);
+    ``reset=True`` zeroes the counters after reading them."""
+    ...
 
 # --- the tensorbridge command (console script tensorbridge._cli:main) -----------------
 

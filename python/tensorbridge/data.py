@@ -151,9 +151,15 @@ class Dataset(_Combinators):
 
         Paths may be URLs of an object store (``"s3://bucket/train/*.npy"``;
         ``storage_options`` as for :func:`tensorbridge.load`): a pattern is matched
-        over one listing of its prefix (sorted, like a local glob), headers are read
-        with small ranged reads, and each file is read into memory by concurrent
-        ranged reads when it is opened (at most ``cycle_length`` at once).
+        over one listing of its prefix (sorted, like a local glob), the headers of all
+        objects are read concurrently (at most 64 requests in flight; for ``.npz`` the
+        central directory and the chosen members' headers), and an opened object is
+        streamed: ranged reads with read-ahead, cut into chunks of whole rows of about
+        8 MiB, so memory is about ``cycle_length`` x (chunk + read-ahead), never an
+        object's size. Rows come in the same order as from local copies; a restored
+        iterator state starts an ``.npy`` object's stream at its row's byte offset (an
+        ``.npz`` member is read again from its start up to that row). Fortran-ordered
+        arrays of more than one dimension are read whole when opened.
         """
         import glob as _glob
         import os

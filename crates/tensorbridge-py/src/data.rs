@@ -525,10 +525,23 @@ fn data_live_threads() -> usize {
     live_threads()
 }
 
+/// Counters of the ranged GETs sent to object stores since the process started or
+/// the last reset, as `(gets, bytes asked for, largest GET in bytes)` (for tests).
+#[pyfunction]
+#[pyo3(signature = (reset = false))]
+fn location_get_stats(reset: bool) -> (u64, u64, u64) {
+    let s = tensorbridge::location::get_stats();
+    if reset {
+        tensorbridge::location::reset_get_stats();
+    }
+    (s.gets, s.bytes, s.largest)
+}
+
 /// Add this module's classes to `tensorbridge._core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDataset>()?;
     m.add_class::<PyDatasetIter>()?;
     m.add_function(wrap_pyfunction!(data_live_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(location_get_stats, m)?)?;
     Ok(())
 }

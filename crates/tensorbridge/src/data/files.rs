@@ -2,7 +2,8 @@
 //!
 //! [`plan_files`] reads every header up front (known cardinality, mismatched files
 //! named); [`FileRows`] then opens at most `cycle_length` files at once, each
-//! memory-mapped when opened and released after its last row, and reads them in
+//! memory-mapped when opened (a remote object: streamed, see
+//! [`super::remote_files::rows`]) and released after its last row, and reads them in
 //! `tf.data`'s `interleave` order. Under [`OnError::Skip`] a file that cannot be
 //! used is left out with a warning for the iterator (or the caller) that met it.
 
@@ -85,7 +86,6 @@ pub(crate) fn plan_files(
 ) -> Result<(Vec<FileEntry>, FilesPlan, Vec<String>)> {
     use super::remote_files as rf;
     use crate::format::npy;
-    use rayon::prelude::*;
     let so = &opts.storage_options;
     if paths.is_empty() {
         return Err(Error::InvalidArgument("from_files: no files given".into()));
@@ -115,17 +115,7 @@ pub(crate) fn plan_files(
     }
     // Per file: per component (dtype, full shape).
     type Heads = Vec<(DType, Vec<usize>)>;
-    let read = |p: &PathBuf| -> Result<Heads> {
-        let name = p.display().to_string();
-        let heads: Vec<(npy::NpyHeader, String)> = match &keys {
-            None => vec![(rf::npy_header(p, so)?, name.clone())],
-            Some(keys) => {
-                let a = rf::open_npz(p, so)?;
-                keys.iter()
-                    .map(|k| Ok((a.header(k)?, format!("{name}:{k}"))))
-                    .collect::<Result<_>>()?
-            }
-        };
+    let interpret = |heads: Vec<(npy::NpyHeader, String)>| -> Result<Heads> {
         heads
                 .into_iter()
                 .map(|(h, what)| {
@@ -140,7 +130,10 @@ pub(crate) fn plan_files(
                 })
                 .collect()
     };
-    let heads: Vec<Result<Heads>> = paths.par_iter().map(read).collect();
+    let heads: Vec<Result<Heads>> = rf::headers(&paths, keys.as_deref(), so)
+        .into_iter()
+        .map(|h| h.and_then(interpret))
+        .collect();
     let mut files = Vec::with_capacity(paths.len());
     let mut warnings = Vec::new();
     let mut spec: Option<(Heads, usize)> = None;
@@ -289,11 +282,26 @@ pub(crate) fn open_file(entry: &FileEntry, plan: &FilesPlan) -> Result<Vec<Tenso
     Ok(tensors)
 }
 
+/// Open a file for a slot whose next row is `start`: a remote one streamed (see
+/// [`super::remote_files::rows`]), else its arrays loaded.
+fn open_slot(
+    entry: &FileEntry,
+    plan: &FilesPlan,
+    start: usize,
+) -> Result<(Vec<Tensor>, Option<super::remote_files::rows::RemoteRows>)> {
+    match super::remote_files::rows::RemoteRows::open(entry, plan, start)? {
+        Some(s) => Ok((Vec::new(), Some(s))),
+        None => Ok((open_file(entry, plan)?, None)),
+    }
+}
+
 /// One open file: its arrays and the next row to yield.
 struct OpenFile {
     /// Index in the dataset's (unshuffled) file list.
     index: usize,
     comps: Vec<Tensor>,
+    /// A remote file's rows, streamed (then `comps` is empty).
+    stream: Option<super::remote_files::rows::RemoteRows>,
     rows: usize,
     next: usize,
 }
@@ -418,11 +426,12 @@ impl FileRows {
                 _ => return Err(bad(format!("from_files: slot {s} is malformed"))),
             };
             let entry = &me.files[index];
-            match open_file(entry, &me.plan) {
-                Ok(comps) => {
+            match open_slot(entry, &me.plan, next) {
+                Ok((comps, stream)) => {
                     me.slots[c] = Some(OpenFile {
                         index,
                         comps,
+                        stream,
                         rows: entry.rows,
                         next,
                     });
@@ -468,7 +477,12 @@ impl Stage for FileRows {
                     let i = f.next;
                     f.next += 1;
                     let prov = Prov::Index(self.offsets[f.index] + i as u64);
-                    let r = file_row(&f.comps, i, copy);
+                    let r = match &mut f.stream {
+                        Some(s) => s
+                            .row(i, copy)
+                            .map_err(|e| name_file(e, &self.files[f.index].path)),
+                        None => file_row(&f.comps, i, copy),
+                    };
                     self.block += 1;
                     if self.block >= self.plan.block_length.max(1) {
                         self.advance_cycle();
@@ -486,11 +500,12 @@ impl Stage for FileRows {
                 let index = self.order[self.next_file];
                 let entry = &self.files[index];
                 self.next_file += 1;
-                match open_file(entry, &self.plan) {
-                    Ok(comps) => {
+                match open_slot(entry, &self.plan, 0) {
+                    Ok((comps, stream)) => {
                         self.slots[c] = Some(OpenFile {
                             index,
                             comps,
+                            stream,
                             rows: entry.rows,
                             next: 0,
                         });
@@ -565,6 +580,13 @@ pub(crate) fn read_row(
             "from_files: row {global} is out of range ({acc} rows)"
         ))
     })?;
+    // A remote row alone: one ranged read (no whole object in a cache).
+    let entry = &files[index];
+    if let Some(item) = super::remote_files::rows::read_one_row(entry, plan, row)
+        .map_err(|e| name_file(e, &entry.path))?
+    {
+        return Ok(item);
+    }
     let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
     let pos = match c.open.iter().position(|(i, _)| *i == index) {
         Some(p) => p,
@@ -585,6 +607,15 @@ fn file_row(comps: &[Tensor], i: usize, copy: bool) -> Result<Item> {
     comps
         .iter()
         .map(|t| {
+            if t.shape()[1..].contains(&0) {
+                // Rows of no elements: a fresh empty row (an index into a buffer of no
+                // bytes is refused as out of bounds).
+                return Ok(Comp::Ready(crate::format::npy::build_filled(
+                    t.dtype(),
+                    &t.shape()[1..],
+                    |_| Ok(()),
+                )?));
+            }
             let r = t.index(&[crate::tensor::Index::At(i as isize)])?;
             Ok(Comp::Ready(if copy { copy_row(&r)? } else { r }))
         })
@@ -592,7 +623,7 @@ fn file_row(comps: &[Tensor], i: usize, copy: bool) -> Result<Item> {
 }
 
 /// An owned copy of a row: one `memcpy` when it is contiguous.
-fn copy_row(r: &Tensor) -> Result<Tensor> {
+pub(crate) fn copy_row(r: &Tensor) -> Result<Tensor> {
     match r.as_bytes() {
         // SAFETY: `copy_from_slice` writes every byte of the buffer (same length).
         Some(src) if r.is_contiguous() => unsafe {

@@ -1,15 +1,22 @@
 //! `from_files` over object-store URLs: a path given as URL text (`s3://...`) is a
-//! [`Location`] read through the location layer — headers by small ranged reads,
-//! arrays by concurrent ranged reads into memory (there is no file to map). Local
-//! paths take exactly the code paths they took before.
+//! [`Location`] read through the location layer. [`headers`] reads the headers of all
+//! objects concurrently (at most 64 requests in flight); an opened object is streamed
+//! chunk by chunk with read-ahead ([`rows`]), never held whole (Fortran-ordered
+//! arrays of more than one dimension excepted: those are read into memory when
+//! opened). Local paths take exactly the code paths they took before.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
-use crate::error::Result;
+#[path = "remote_rows.rs"]
+pub(crate) mod rows;
+
+use crate::error::{Error, Result};
 use crate::format::npy::{self, LoadOptions, NpyHeader};
 use crate::format::npz::NpzArchive;
 use crate::format::FileFormat;
-use crate::location::{is_url, Location, StorageOptions};
+use crate::location::{is_url, Location, RemoteUrl, StorageOptions};
 use crate::tensor::Tensor;
 
 /// The location of a `from_files` path: URL text is a remote object.
@@ -27,6 +34,89 @@ pub(crate) fn detect(p: &Path, opts: &StorageOptions) -> Option<FileFormat> {
         Ok(loc) => crate::format::detect_location(&loc),
         Err(_) => None,
     }
+}
+
+/// A file's `.npy` headers, each with the label that names it.
+pub(crate) type Heads = Vec<(NpyHeader, String)>;
+
+/// The `.npy` headers of each file of `paths` (with the label naming each: the file,
+/// or `file:key` for the `keys` members of `.npz` archives), in order. Local files
+/// are read in parallel as before; remote objects concurrently, at most
+/// [`npy::remote::HEADERS_IN_FLIGHT`] in flight (`.npy`: a HEAD and one small ranged read
+/// each; `.npz`: the central directory and the chosen members' headers), so the
+/// length of a dataset over thousands of objects is known in seconds.
+pub(crate) fn headers(
+    paths: &[PathBuf],
+    keys: Option<&[String]>,
+    so: &StorageOptions,
+) -> Vec<Result<Heads>> {
+    use rayon::prelude::*;
+    let one = |p: &PathBuf| -> Result<Heads> {
+        let name = p.display().to_string();
+        match keys {
+            None => Ok(vec![(npy_header(p, so)?, name)]),
+            Some(keys) => {
+                let a = open_npz(p, so)?;
+                keys.iter()
+                    .map(|k| Ok((a.header(k)?, format!("{name}:{k}"))))
+                    .collect()
+            }
+        }
+    };
+    let locs: Vec<Result<Location>> = paths.iter().map(|p| location(p, so)).collect();
+    let is_remote: Vec<bool> = locs
+        .iter()
+        .map(|l| matches!(l, Ok(Location::Remote(_))))
+        .collect();
+    let remote: Vec<usize> = (0..paths.len()).filter(|&i| is_remote[i]).collect();
+    let mut out: Vec<Option<Result<Heads>>> = paths
+        .par_iter()
+        .enumerate()
+        .map(|(i, p)| (!is_remote[i]).then(|| one(p)))
+        .collect();
+    if keys.is_none() {
+        let urls: Vec<RemoteUrl> = remote
+            .iter()
+            .filter_map(|&i| match &locs[i] {
+                Ok(Location::Remote(u)) => Some(u.clone()),
+                _ => None,
+            })
+            .collect();
+        match npy::read_headers_remote(&urls) {
+            Ok(heads) => {
+                for (&i, h) in remote.iter().zip(heads) {
+                    out[i] = Some(h.map(|(_, h)| vec![(h, paths[i].display().to_string())]));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for &i in &remote {
+                    out[i] = Some(Err(Error::InvalidArgument(msg.clone())));
+                }
+            }
+        }
+    } else {
+        // Blocking archive reads on a few threads (each waits on the shared I/O runtime).
+        let next = AtomicUsize::new(0);
+        let done = Mutex::new(Vec::with_capacity(remote.len()));
+        let workers = remote.len().min(npy::remote::HEADERS_IN_FLIGHT);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = remote.get(k) else { break };
+                    let r = one(&paths[i]);
+                    done.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+                });
+            }
+        });
+        for (i, r) in done.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            out[i] = Some(r);
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::InvalidArgument("no header read".into()))))
+        .collect()
 }
 
 /// Open the `.npz` archive at a path or URL.

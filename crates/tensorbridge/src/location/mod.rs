@@ -41,12 +41,14 @@ mod errors;
 mod glob;
 mod object;
 mod runtime;
+mod stats;
 mod stream;
 mod write;
 
 pub use glob::{glob, has_wildcard};
 pub use object::{list, ObjectInfo, RemoteObject};
 pub use runtime::set_interrupt_check;
+pub use stats::{get_stats, reset_get_stats, GetStats};
 pub use stream::ObjectStream;
 pub use write::{ObjectWriter, Sink, Spool};
 

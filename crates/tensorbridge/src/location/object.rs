@@ -117,6 +117,7 @@ impl RemoteObject {
             range: Some(GetRange::Bounded(range.clone())),
             ..GetOptions::default()
         };
+        super::stats::record(range.end - range.start);
         let res = self
             .store
             .get_opts(&self.path, opts)

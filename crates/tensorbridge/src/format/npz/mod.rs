@@ -455,54 +455,63 @@ impl NpzArchive {
             Source::Mapped(_) => Box::new(self.raw_bytes(m, label)?),
             Source::Remote(obj, _) => remote::member_raw(obj, m, label)?,
         };
-        let inner: Box<dyn Read + Send + 's> = match m.compression {
-            Compression::Stored => {
-                if m.size != m.compressed_size {
-                    return Err(format_err(
-                        label,
-                        format!(
-                            "stored member declares {} bytes but occupies {}",
-                            m.size, m.compressed_size
-                        ),
-                    ));
-                }
-                Box::new(raw)
-            }
-            Compression::Deflated => {
-                let limit = m
-                    .compressed_size
-                    .saturating_mul(DEFLATE_MAX_RATIO)
-                    .saturating_add(1024);
-                if m.size > limit {
-                    return Err(format_err(
-                        label,
-                        format!(
-                            "member declares {} uncompressed bytes, more than deflate can \
-                             produce from its {} compressed bytes (corrupt archive)",
-                            m.size, m.compressed_size
-                        ),
-                    ));
-                }
-                Box::new(DeflateDecoder::new(raw))
-            }
-            Compression::Other(ref method) => {
+        checked_member(raw, m, label)
+    }
+}
+
+/// A checked, decompressing reader of member `m`'s `.npy` image over its `raw` bytes.
+fn checked_member<'s>(
+    raw: Box<dyn Read + Send + 's>,
+    m: &NpzMember,
+    label: &str,
+) -> Result<CheckedReader<Box<dyn Read + Send + 's>>> {
+    let inner: Box<dyn Read + Send + 's> = match m.compression {
+        Compression::Stored => {
+            if m.size != m.compressed_size {
                 return Err(format_err(
                     label,
                     format!(
-                        "compression method {method} is not supported (only stored and deflated)"
+                        "stored member declares {} bytes but occupies {}",
+                        m.size, m.compressed_size
                     ),
-                ))
+                ));
             }
-        };
-        Ok(CheckedReader {
-            inner,
-            crc: flate2::Crc::new(),
-            count: 0,
-            size: m.size,
-            crc32: m.crc32,
-        })
-    }
+            Box::new(raw)
+        }
+        Compression::Deflated => {
+            let limit = m
+                .compressed_size
+                .saturating_mul(DEFLATE_MAX_RATIO)
+                .saturating_add(1024);
+            if m.size > limit {
+                return Err(format_err(
+                    label,
+                    format!(
+                        "member declares {} uncompressed bytes, more than deflate can \
+                             produce from its {} compressed bytes (corrupt archive)",
+                        m.size, m.compressed_size
+                    ),
+                ));
+            }
+            Box::new(DeflateDecoder::new(raw))
+        }
+        Compression::Other(ref method) => {
+            return Err(format_err(
+                label,
+                format!("compression method {method} is not supported (only stored and deflated)"),
+            ))
+        }
+    };
+    Ok(CheckedReader {
+        inner,
+        crc: flate2::Crc::new(),
+        count: 0,
+        size: m.size,
+        crc32: m.crc32,
+    })
+}
 
+impl NpzArchive {
     /// The `.npy` header of member `name` (for a deflated member, only the header is
     /// decompressed).
     pub fn header(&self, name: &str) -> Result<NpyHeader> {

@@ -6,7 +6,7 @@ use std::io::{Cursor, Read};
 use bytes::Bytes;
 use flate2::read::DeflateDecoder;
 
-use super::{Compression, NpzMember};
+use super::{Compression, NpzArchive, NpzMember, Source};
 use crate::error::Result;
 use crate::format::format_err;
 use crate::format::npy::{header::preamble, NpyHeader, NpyReader};
@@ -248,4 +248,36 @@ pub(super) fn member_header(obj: &RemoteObject, m: &NpzMember, label: &str) -> R
     Ok(NpyReader::new(DeflateDecoder::new(raw), label)?
         .header()
         .clone())
+}
+
+impl NpzArchive {
+    /// [`Self::reader`] of a member of a remote archive, as a reader that owns its
+    /// stream (it does not borrow the archive: ranged reads of the object with
+    /// read-ahead, inflated as they arrive). `None` for an archive that is not remote.
+    pub fn remote_reader(&self, name: &str) -> Result<Option<NpyReader<Box<dyn Read + Send>>>> {
+        let Source::Remote(obj, _) = &self.source else {
+            return Ok(None);
+        };
+        let (m, label) = self.find(name)?;
+        let stream = super::checked_member(member_raw(obj, m, &label)?, m, &label)?;
+        let reader = NpyReader::new(Box::new(stream) as Box<dyn Read + Send>, &label)?;
+        crate::format::npy::check_data_fits(reader.header(), m.size, &label)?;
+        Ok(Some(reader))
+    }
+
+    /// Where a stored (uncompressed) member's `.npy` image lies in a remote archive:
+    /// the object, and the image's offset and length in it (one small read of the
+    /// member's local header). `None` for a member that is compressed or an archive
+    /// that is not remote. For ranged reads from any row of the member.
+    pub fn remote_stored_image(&self, name: &str) -> Result<Option<(RemoteObject, u64, u64)>> {
+        let Source::Remote(obj, _) = &self.source else {
+            return Ok(None);
+        };
+        let (m, label) = self.find(name)?;
+        if m.compression != Compression::Stored || m.size != m.compressed_size {
+            return Ok(None);
+        }
+        let (start, _) = member_head(obj, m, &label)?;
+        Ok(Some((obj.clone(), start, m.size)))
+    }
 }

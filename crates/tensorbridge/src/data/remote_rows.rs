@@ -1,0 +1,317 @@
+//! The rows of one remote `from_files` file, streamed chunk by chunk.
+//!
+//! An opened remote file is never read whole: each component (the `.npy` object, or
+//! each chosen `.npz` member) is an in-order stream of ranged GETs with read-ahead
+//! ([`ObjectStream`]: the next few MiB in flight while the current chunk's rows are
+//! consumed), cut into chunks of whole rows of about [`CHUNK_BYTES`]. Memory per open
+//! file is one chunk plus the stream's read-ahead, whatever the object's size, so a
+//! `from_files` pipeline holds about `cycle_length` × that.
+//!
+//! Restoring a slot at row `r` (iterator state): an `.npy` object's stream starts at
+//! that row's byte offset (a ranged read from there), and so does a stored `.npz`
+//! member's (its CRC-32 is then not checked: only part of it is read). A deflated
+//! member has no random access, so its stream starts at the member's start again and
+//! the rows before `r` are inflated and discarded.
+//! [`read_one_row`] (re-making one row of a saved state) reads just that row's bytes
+//! from an `.npy` object (one ranged read), and streams an `.npz` member up to it.
+//!
+//! Fortran-ordered arrays of more than one dimension keep a row's elements apart in
+//! the file; [`RemoteRows::open`] declines them and the caller reads such a file
+//! whole, as before.
+
+use std::io::Read;
+
+use super::location;
+use crate::data::comp::{Comp, Item};
+use crate::data::files::{FileEntry, FilesPlan};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::format::npy::{self, LoadOptions, NpyHeader, NpyReader};
+use crate::format::npz::NpzArchive;
+use crate::format::{format_err, FileFormat};
+use crate::location::{Location, ObjectStream, RemoteObject};
+use crate::tensor::{Index, Tensor};
+
+/// Bytes of rows per chunk (rounded down to whole rows; at least one row). Unit
+/// tests use tiny chunks, so that small files cross many chunk boundaries.
+pub(crate) const CHUNK_BYTES: usize = if cfg!(test) { 64 } else { 8 << 20 };
+
+/// Where a component's element bytes come from.
+enum Source {
+    /// A whole `.npy` image whose header has been read (an `.npz` member: the reader
+    /// checks the member's CRC-32 at its end).
+    Image(NpyReader<Box<dyn Read + Send>>),
+    /// Element bytes from a row's byte offset on (an `.npy` object).
+    Raw(ObjectStream),
+}
+
+/// One component of a streamed file.
+struct Stream {
+    source: Source,
+    name: String,
+    header: NpyHeader,
+    stored: DType,
+    row_bytes: usize,
+    /// Rows the file has.
+    rows: usize,
+    /// The next row the source yields.
+    pos: usize,
+    /// The current chunk and the row index of its first row.
+    chunk: Option<(Tensor, usize)>,
+}
+
+impl Stream {
+    fn new(source: Source, name: String, header: NpyHeader, stored: DType, pos: usize) -> Stream {
+        let row_bytes = header.itemsize() * header.shape[1..].iter().product::<usize>();
+        Stream {
+            source,
+            name,
+            rows: header.shape[0],
+            header,
+            stored,
+            row_bytes,
+            pos,
+            chunk: None,
+        }
+    }
+
+    /// Read `buf.len()` bytes of element data (whole rows).
+    fn fill(&mut self, buf: &mut [u8]) -> Result<()> {
+        match &mut self.source {
+            Source::Image(r) => {
+                let got = r.read_chunk(buf)?.len();
+                if got != buf.len() {
+                    return Err(format_err(&self.name, "truncated data"));
+                }
+                Ok(())
+            }
+            Source::Raw(s) => s.read_exact(buf).map_err(|e| match e.into_inner() {
+                Some(inner) => match inner.downcast::<Error>() {
+                    Ok(e) => *e,
+                    Err(other) => format_err(&self.name, other.to_string()),
+                },
+                None => format_err(&self.name, "truncated data (the object ended early)"),
+            }),
+        }
+    }
+
+    /// The next `n` rows as one tensor (converted to native byte order).
+    fn read_rows(&mut self, n: usize) -> Result<Tensor> {
+        let mut shape = self.header.shape.clone();
+        shape[0] = n;
+        let mut h = self.header.clone();
+        h.shape = shape.clone();
+        h.data_offset = 0;
+        let as_is = npy::obstacle(&h, self.stored, self.stored, 0, 0)?.is_none();
+        let t = if as_is {
+            npy::build_filled(self.stored, &shape, |buf| self.fill(buf))?
+        } else {
+            let mut data = vec![0u8; n * self.row_bytes];
+            self.fill(&mut data)?;
+            npy::convert_from(&h, &data, self.stored, self.stored, &LoadOptions::default())?
+        };
+        self.pos += n;
+        Ok(t)
+    }
+
+    /// Discard rows up to row `to` (an `.npz` member restored mid-way).
+    fn skip_to(&mut self, to: usize) -> Result<()> {
+        let mut buf = vec![0u8; chunk_rows(self.row_bytes) * self.row_bytes];
+        while self.pos < to {
+            let n = (to - self.pos).min(chunk_rows(self.row_bytes));
+            self.fill(&mut buf[..n * self.row_bytes])?;
+            self.pos += n;
+        }
+        Ok(())
+    }
+
+    /// Row `i` (the next one, or one of the current chunk).
+    fn row(&mut self, i: usize) -> Result<Tensor> {
+        if self.row_bytes == 0 {
+            // Rows of no elements: nothing to read (and no chunk to index into).
+            // (The buffer has no bytes: `build_filled`'s "fill writes it all" holds.)
+            return npy::build_filled(self.stored, &self.header.shape[1..], |_| Ok(()));
+        }
+        let hit = |c: &Option<(Tensor, usize)>| {
+            c.as_ref()
+                .is_some_and(|(t, s)| i >= *s && i < s + t.shape()[0])
+        };
+        if !hit(&self.chunk) {
+            if i != self.pos || i >= self.rows {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: row {i} asked of a stream at row {}",
+                    self.name, self.pos
+                )));
+            }
+            self.chunk = None; // free the old chunk before the next one is read
+            let n = chunk_rows(self.row_bytes).min(self.rows - i);
+            self.chunk = Some((self.read_rows(n)?, i));
+        }
+        let (t, s) = self.chunk.as_ref().expect("a chunk holding row i");
+        t.index(&[Index::At((i - s) as isize)])
+    }
+}
+
+/// Rows per chunk for rows of `row_bytes` bytes.
+fn chunk_rows(row_bytes: usize) -> usize {
+    (CHUNK_BYTES / row_bytes.max(1)).max(1)
+}
+
+/// The rows of an opened remote file, read in order from a starting row.
+pub(crate) struct RemoteRows {
+    streams: Vec<Stream>,
+}
+
+/// Check a component's header against the plan; its stored dtype.
+fn check(
+    h: &NpyHeader,
+    entry: &FileEntry,
+    want: &(DType, Vec<usize>),
+    what: &str,
+) -> Result<DType> {
+    let d = h.resolve_dtype(None, what)?;
+    let ok = h.shape.first() == Some(&entry.rows) && h.shape[1..] == want.1[..];
+    if d != want.0 || !ok {
+        return Err(Error::Format {
+            path: what.to_string(),
+            reason: format!(
+                "changed since the dataset was made: it now holds shape {:?} ({d}), expected {} rows of shape {:?} ({})",
+                h.shape, entry.rows, want.1, want.0
+            ),
+        });
+    }
+    Ok(d)
+}
+
+/// Whether rows of `h` are not whole C-ordered runs of the file: Fortran order with
+/// more than one dimension (even a single row of several dimensions is stored
+/// column-major).
+fn rows_apart(h: &NpyHeader) -> bool {
+    h.fortran_order && h.shape.len() > 1
+}
+
+impl RemoteRows {
+    /// Open `entry` for streaming from row `start`. `None`: it is a local file, or
+    /// its rows lie apart in it (Fortran order): the caller reads it whole.
+    pub(crate) fn open(entry: &FileEntry, plan: &FilesPlan, start: usize) -> Result<Option<Self>> {
+        let so = &plan.storage_options;
+        let loc = location(&entry.path, so)?;
+        let Location::Remote(url) = &loc else {
+            return Ok(None);
+        };
+        let name = url.as_str().to_string();
+        let mut streams = Vec::with_capacity(plan.spec.len());
+        match &plan.keys {
+            None => {
+                let obj = RemoteObject::open(url)?;
+                let h = npy::read_header_remote(&obj)?;
+                npy::check_data_fits(&h, obj.size(), &name)?;
+                let stored = check(&h, entry, &plan.spec[0], &name)?;
+                if rows_apart(&h) {
+                    return Ok(None);
+                }
+                let row_bytes = h.itemsize() * h.shape[1..].iter().product::<usize>();
+                let at = |r: usize| (h.data_offset + r * row_bytes) as u64;
+                let s = ObjectStream::new(&obj, at(start.min(entry.rows))..at(entry.rows))?;
+                streams.push(Stream::new(Source::Raw(s), name, h, stored, start));
+            }
+            Some(keys) => {
+                if crate::format::detect_location(&loc) != Some(FileFormat::Npz) {
+                    return Err(format_err(&name, "is not an .npz archive"));
+                }
+                let archive = NpzArchive::open_location(&loc)?;
+                for (k, want) in keys.iter().zip(&plan.spec) {
+                    let what = format!("{name}:{k}");
+                    let start = start.min(entry.rows);
+                    if start > 0 {
+                        if let Some((obj, at, len)) = archive.remote_stored_image(k)? {
+                            // A stored member restored mid-way: a ranged read from the row.
+                            let h = archive.header(k)?;
+                            npy::check_data_fits(&h, len, &what)?;
+                            let stored = check(&h, entry, want, &what)?;
+                            if rows_apart(&h) {
+                                return Ok(None);
+                            }
+                            let rb = h.itemsize() * h.shape[1..].iter().product::<usize>();
+                            let from = at + (h.data_offset + start * rb) as u64;
+                            let to = at + (h.data_offset + entry.rows * rb) as u64;
+                            let s = ObjectStream::new(&obj, from..to)?;
+                            streams.push(Stream::new(Source::Raw(s), what, h, stored, start));
+                            continue;
+                        }
+                    }
+                    let reader = archive
+                        .remote_reader(k)?
+                        .ok_or_else(|| format_err(&what, "is not a remote archive"))?;
+                    let h = reader.header().clone();
+                    let stored = check(&h, entry, want, &what)?;
+                    if rows_apart(&h) {
+                        return Ok(None);
+                    }
+                    let mut s = Stream::new(Source::Image(reader), what, h, stored, 0);
+                    s.skip_to(start)?;
+                    streams.push(s);
+                }
+            }
+        }
+        Ok(Some(RemoteRows { streams }))
+    }
+
+    /// Row `i` (rows are asked for in order): one tensor per component, copied out
+    /// of its chunk when `copy` (else a view that keeps the chunk alive).
+    pub(crate) fn row(&mut self, i: usize, copy: bool) -> Result<Item> {
+        self.streams
+            .iter_mut()
+            .map(|s| {
+                let r = s.row(i)?;
+                Ok(Comp::Ready(if copy {
+                    crate::data::files::copy_row(&r)?
+                } else {
+                    r
+                }))
+            })
+            .collect()
+    }
+}
+
+/// Row `row` of the remote file `entry` alone, copied out (re-making one element of
+/// a saved state): for an `.npy` object one ranged read of that row's bytes; for
+/// `.npz` members a stream up to it. `None`: a local file or rows that lie apart
+/// (the caller opens the file whole).
+pub(crate) fn read_one_row(
+    entry: &FileEntry,
+    plan: &FilesPlan,
+    row: usize,
+) -> Result<Option<Item>> {
+    let so = &plan.storage_options;
+    let loc = location(&entry.path, so)?;
+    let Location::Remote(url) = &loc else {
+        return Ok(None);
+    };
+    if plan.keys.is_none() {
+        let name = url.as_str();
+        let obj = RemoteObject::open(url)?;
+        let h = npy::read_header_remote(&obj)?;
+        npy::check_data_fits(&h, obj.size(), name)?;
+        let stored = check(&h, entry, &plan.spec[0], name)?;
+        if rows_apart(&h) {
+            return Ok(None);
+        }
+        let row_bytes = h.itemsize() * h.shape[1..].iter().product::<usize>();
+        let at = (h.data_offset + row * row_bytes) as u64;
+        let bytes = obj.get_range(at..at + row_bytes as u64)?;
+        let mut one = h.clone();
+        one.shape[0] = 1;
+        one.data_offset = 0;
+        let t = npy::convert_from(&one, &bytes, stored, stored, &LoadOptions::default())?;
+        return Ok(Some(vec![Comp::Ready(t.index(&[Index::At(0)])?)]));
+    }
+    let Some(mut rows) = RemoteRows::open(entry, plan, row)? else {
+        return Ok(None);
+    };
+    rows.row(row, true).map(Some)
+}
+
+#[cfg(test)]
+#[path = "remote_rows_tests.rs"]
+mod tests;
