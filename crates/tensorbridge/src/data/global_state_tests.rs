@@ -6,43 +6,8 @@
 use super::*;
 use crate::format::npy;
 
-type Sig = Vec<(DType, Vec<usize>, Vec<u8>)>;
-
-fn sig(v: Vec<Tensor>) -> Sig {
-    v.into_iter()
-        .map(|t| {
-            let c = t.deep_copy().unwrap();
-            (
-                c.dtype(),
-                c.shape().to_vec(),
-                c.as_bytes().unwrap().to_vec(),
-            )
-        })
-        .collect()
-}
-
-/// Save after every element (JSON text), restore each into a new `make()`, and
-/// check the rest equals the uninterrupted run. Returns the element count.
-fn check_resume(make: &dyn Fn() -> Dataset) -> usize {
-    let ds = make();
-    let mut it = ds.iter().unwrap();
-    let mut states = vec![it.state_json().unwrap()];
-    let mut all: Vec<Sig> = Vec::new();
-    while let Some(e) = it.next() {
-        all.push(sig(e.unwrap()));
-        states.push(it.state_json().unwrap());
-    }
-    drop(it);
-    for (k, s) in states.iter().enumerate() {
-        let rest: Vec<Sig> = make()
-            .iter_from_json(s)
-            .unwrap()
-            .map(|e| sig(e.unwrap()))
-            .collect();
-        assert!(rest == all[k..], "resumed after {k} of {}", all.len());
-    }
-    all.len()
-}
+// The same check as the other state tests (stop after every k, restore, compare).
+use super::tests_state::check_resume;
 
 fn ints(it: impl Iterator<Item = Result<Vec<Tensor>>>) -> Vec<i64> {
     it.flat_map(|e| e.unwrap()[0].to_vec::<i64>().unwrap())

@@ -29,7 +29,7 @@ fn sig(v: Vec<Tensor>) -> Sig {
 /// after every element; then, for each k, restore that state into a new
 /// `make()` and check that what follows equals the rest of the run. Returns the
 /// number of elements.
-fn check_resume(make: &dyn Fn() -> Dataset) -> usize {
+pub(super) fn check_resume(make: &dyn Fn() -> Dataset) -> usize {
     let ds = make();
     let mut it = ds.iter().unwrap();
     let mut states = vec![it.state_json().unwrap()];
