@@ -10,26 +10,7 @@ import numpy as np
 import pytest
 
 import tensorbridge as tb
-from conftest import NAMES, bits, np_dtype
-
-SHAPES = [(), (0,), (3, 0, 2), (7,), (4, 5), (2, 3, 4)]
-
-
-def sample(name, shape, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal(shape) * 50).astype(np_dtype(name))
-
-
-def variants(name):
-    """The array in every byte order and memory order NumPy can save."""
-    for shape in SHAPES:
-        a = sample(name, shape)
-        yield f"{shape}-C", a
-        if a.ndim >= 2:
-            yield f"{shape}-F", np.asfortranarray(a)
-        if a.dtype.itemsize > 1 and name != "bfloat16":
-            yield f"{shape}-swapped", a.astype(a.dtype.newbyteorder())
-
+from conftest import NAMES, SHAPES, bits, np_dtype, sample, variants
 
 @pytest.mark.parametrize("mmap", [None, True, False])
 def test_numpy_files_read_identically(dtype_name, mmap, tmp_path):

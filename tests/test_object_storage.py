@@ -16,28 +16,8 @@ import pytest
 import safetensors.numpy
 
 import tensorbridge as tb
-from conftest import NAMES, bits, np_dtype
+from conftest import NAMES, SHAPES, bits, np_dtype, sample, variants
 from s3_server import list_keys, moto_auth_enabled, pending_uploads
-
-SHAPES = [(), (0,), (3, 0, 2), (7,), (4, 5), (2, 3, 4)]
-
-
-
-def sample(name, shape, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal(shape) * 50).astype(np_dtype(name))
-
-
-def variants(name):
-    """The array in every shape, memory order and byte order NumPy can save."""
-    for shape in SHAPES:
-        a = sample(name, shape)
-        yield f"{shape}-C", a
-        if a.ndim >= 2:
-            yield f"{shape}-F", np.asfortranarray(a)
-        if a.dtype.itemsize > 1 and name != "bfloat16":
-            yield f"{shape}-swapped", a.astype(a.dtype.newbyteorder())
-
 
 def npy_bytes(a):
     buf = io.BytesIO()
