@@ -352,6 +352,8 @@ class Dataset(_Combinators):
         """
         tf = _require("tensorflow", "Dataset.to_tensorflow")
         if not as_dataset:
+            from ._tensorflow import _TFBatches
+
             return _TFBatches(self)
         flat = self._flat_spec()
         sig = _unflatten(self._struct.value,
@@ -380,6 +382,8 @@ class Dataset(_Combinators):
         jax = _require("jax", "Dataset.to_jax")
         if prefetch < 0:
             raise ValueError(f"to_jax: prefetch must be >= 0, got {prefetch}")
+        from ._jax import _jax_batches
+
         return _jax_batches(self, jax, sharding, int(prefetch))
 
     def to_torch(self, device: Any = None, pin_memory: bool = False) -> Any:
@@ -417,6 +421,8 @@ class Dataset(_Combinators):
         be pickled, and pickling it (``spawn``/``forkserver``) raises ``TypeError``.
         """
         torch = _require("torch", "Dataset.to_torch")
+        from ._torch import _torch_dataset_class
+
         out = _torch_dataset_class(torch)(self, device, pin_memory)
         if (pin_memory or (out.device is not None and out.device.type != "cpu")) \
                 and not torch.cuda.is_available():
@@ -430,8 +436,11 @@ class Dataset(_Combinators):
     @staticmethod
     def from_ray(dataset_or_iterator: Any, columns: Any = None) -> "Dataset":
         """Elements are the rows of a ``ray.data.Dataset`` or ``DataIterator`` (Ray is
-        imported here, on first use); see :func:`_from_ray`."""
-        return _from_ray(dataset_or_iterator, columns)
+        imported here, on first use); see :func:`tensorbridge._ray_consume._from_ray`."""
+        from ._ray_consume import _from_ray
+
+        ds, struct = _from_ray(dataset_or_iterator, columns)
+        return Dataset(ds, _Struct(struct))
 
     def __repr__(self) -> str:
         try:
@@ -451,235 +460,3 @@ def _require(module: str, method: str) -> Any:
 
 def _np_view(t: Tensor) -> Any:
     return t.numpy()
-
-
-class _TFBatches:
-    """``Dataset.to_tensorflow(as_dataset=False)``: each ``iter()`` is one epoch of
-    ``tf.Tensor``s sharing the tensors' memory (DLPack; copied only when not
-    C-contiguous and 64-byte aligned, see ``Tensor.to_tensorflow``)."""
-
-    __slots__ = ("_ds",)
-
-    def __init__(self, ds: "Dataset"):
-        self._ds = ds
-
-    def __iter__(self) -> Iterator[Any]:
-        import importlib
-
-        from ._interop import TF_ALIGNMENT
-
-        from_dlpack = importlib.import_module("tensorflow.experimental.dlpack").from_dlpack
-
-        def convert(t: Tensor) -> Any:
-            # As Tensor.to_tensorflow, resolved once per epoch: batch buffers are
-            # aligned and contiguous, so _aligned_contiguous returns them as they are.
-            return from_dlpack(t._aligned_contiguous(TF_ALIGNMENT).__dlpack__())
-
-        return self._ds._flat_epoch(convert)
-
-    def __len__(self) -> int:
-        return len(self._ds)
-
-    def __repr__(self) -> str:
-        return f"<tf.Tensor batches of {self._ds!r}>"
-
-
-def _jax_batches(ds: "Dataset", jax: Any, sharding: Any, prefetch: int) -> Iterator[Any]:
-    import collections
-
-    def place(elem: Any) -> Any:
-        struct, leaves = _flatten(elem)
-        arrays = [a for _, a in leaves]
-        if sharding is not None:
-            for (path, a) in leaves:
-                try:
-                    sharding.shard_shape(a.shape)
-                except ValueError as e:  # jax's IndivisibleError is one
-                    raise ValueError(
-                        f"to_jax: component {path} of shape {a.shape} cannot be split evenly by "
-                        f"the sharding (a short last batch? use batch(..., drop_remainder=True)): "
-                        f"{e}") from None
-        return _unflatten(struct, iter(jax.device_put(arrays, sharding)))
-
-    if sharding is None and jax.default_backend() == "cpu":
-        # Already where it goes: import each tensor through DLPack, sharing the
-        # aligned batch buffer (as Tensor.to_jax). Holding batches back would only
-        # keep more buffers alive (the pipeline re-uses the ones the loop let go).
-        from ._interop import to_jax
-
-        yield from ds._flat_epoch(to_jax)
-        return
-    convert = _np_view
-    window: collections.deque = collections.deque()
-    for elem in ds._flat_epoch(convert):
-        try:
-            placed = place(elem)
-        except ValueError:
-            while window:  # the batches before the bad one still reach the loop
-                yield window.popleft()
-            raise
-        window.append(placed)
-        if len(window) > prefetch:
-            yield window.popleft()
-    while window:
-        yield window.popleft()
-
-
-_TORCH_CLASS: list = []
-
-
-def _torch_dataset_class(torch: Any) -> Any:
-    """The ``IterableDataset`` subclass behind ``Dataset.to_torch`` (made once, on
-    first use, so ``import tensorbridge`` never imports torch)."""
-    if _TORCH_CLASS:
-        return _TORCH_CLASS[0]
-
-    class TorchIterable(torch.utils.data.IterableDataset):
-        """``Dataset.to_torch``: a tensorbridge pipeline as torch tensors."""
-
-        def __init__(self, ds: "Dataset", device: Any, pin_memory: bool):
-            super().__init__()
-            self.dataset = ds
-            self.device = None if device is None else torch.device(device)
-            self.pin_memory = bool(pin_memory)
-
-        def _convert(self) -> Any:
-            from_dlpack = torch.from_dlpack
-            # In a DataLoader worker (a forked process) CUDA must not be touched:
-            # batches go to the main process through shared memory, where the
-            # DataLoader's own pin_memory=True and the loop's .to(device) apply.
-            cuda = torch.cuda.is_available() and torch.utils.data.get_worker_info() is None
-            device = self.device if cuda and self.device is not None and self.device.type != "cpu" else None
-            pin = self.pin_memory and cuda
-            if device is None and not pin:
-                return lambda t: from_dlpack(t)
-            if device is None:
-                return lambda t: from_dlpack(t).pin_memory()
-            if pin:
-                return lambda t: from_dlpack(t).pin_memory().to(device, non_blocking=True)
-            return lambda t: from_dlpack(t).to(device)
-
-        def _world(self) -> tuple:
-            dist = torch.distributed
-            if dist.is_available() and dist.is_initialized():
-                return dist.get_world_size(), dist.get_rank()
-            return 1, 0
-
-        def _shard(self) -> "Dataset":
-            world, rank = self._world()
-            info = torch.utils.data.get_worker_info()
-            workers, wid = (1, 0) if info is None else (info.num_workers, info.id)
-            num = world * workers
-            if num == 1:
-                return self.dataset
-            return self.dataset.shard(num, wid * world + rank)
-
-        def __iter__(self) -> Iterator[Any]:
-            return self._shard()._flat_epoch(self._convert())
-
-        def __len__(self) -> int:
-            world, rank = self._world()
-            ds = self.dataset if world == 1 else self.dataset.shard(world, rank)
-            return len(ds)
-
-        def __getstate__(self) -> Any:
-            raise TypeError(
-                "Dataset.to_torch(): a tensorbridge pipeline cannot be pickled, so DataLoader "
-                "workers must be forked (multiprocessing_context='fork', Linux's default), or "
-                "use num_workers=0 (tensorbridge runs the pipeline on its own threads)")
-
-        def __repr__(self) -> str:
-            return f"<torch IterableDataset of {self.dataset!r}>"
-
-    TorchIterable.__name__ = TorchIterable.__qualname__ = "TorchIterableDataset"
-    _TORCH_CLASS.append(TorchIterable)
-    return TorchIterable
-
-
-def _from_ray(source: Any, columns: Any = None) -> "Dataset":
-    """A ``tb.data.Dataset`` whose elements are the rows of a ``ray.data.Dataset`` or of a
-    ``ray.data.DataIterator`` (``streaming_split``, ``ray.train.get_dataset_shard``).
-
-    Elements: a dict of tensors keyed by column, or a single tensor when ``columns`` is
-    one name. Rows are zero-copy tensor views of the Arrow blocks Ray delivers
-    (``fixed_shape_tensor``, fixed-size-list and primitive columns; bfloat16 columns
-    written by :func:`tensorbridge.ray.read_npy` come back as bfloat16).
-
-    The row count must be known up front (``tb.data`` datasets have exact cardinality):
-    a ``Dataset`` is counted with ``count()`` (metadata only for :func:`tensorbridge.ray.read_npy`); a
-    ``DataIterator`` is first ``materialize()``-d into Ray's object store (its blocks, not
-    this process's memory). Each epoch of the tb dataset iterates the Ray data again;
-    run one iteration of it at a time (the rows come through one Ray iterator).
-    """
-    from ._ray_files import _tag, require_ray
-
-    ray = require_ray()
-    import pyarrow as pa
-
-    from ._convert import convert_to_tensor
-    from ._dtypes import dtype as _dtype
-    from .arrow import from_arrow
-
-    if isinstance(source, ray.data.DataIterator):
-        source = source.materialize()
-    if not isinstance(source, ray.data.Dataset):
-        raise TypeError(f"from_ray expects a ray.data.Dataset or DataIterator, not {type(source).__name__}")
-    single = isinstance(columns, str)
-    cols = None if columns is None else ([columns] if single else list(columns))
-    if cols is not None and not cols:
-        raise ValueError("from_ray: columns is empty")
-    schema = source.schema()
-    names = list(schema.names) if cols is None else cols
-    missing = [c for c in names if c not in schema.names]
-    if missing:
-        raise ValueError(f"from_ray: no column(s) {missing} in the Ray data (columns: {list(schema.names)})")
-    # Columns are picked from each block here: a select_columns() stage made Ray's own
-    # iteration 2-3x slower when measured (Ray 2.60).
-    base_schema = getattr(schema, "base_schema", schema)
-    tags = {name: _tag(base_schema.field(name)) if isinstance(base_schema, pa.Schema) else None
-            for name in names}
-    n = source.count()
-
-    state: Dict[str, Any] = {"it": None, "pos": 0, "block": None, "lo": 0, "hi": 0}
-
-    def restart() -> None:
-        state["it"] = iter(source.iter_batches(batch_size=None, batch_format="pyarrow"))
-        state["pos"], state["block"], state["lo"], state["hi"] = 0, None, 0, 0
-
-    def next_block() -> None:
-        while True:
-            table = next(state["it"])  # StopIteration: fewer rows than counted
-            if table.num_rows:
-                break
-        block = []
-        for name in names:
-            col = table.column(name)
-            t = from_arrow(col)
-            tag = tags[name]
-            if tag is not None:  # bfloat16 / bool columns written by read_npy/read_npz
-                t = convert_to_tensor(t.numpy().view(_dtype(tag).as_numpy_dtype), copy=False)
-            block.append(t)
-        state["block"], state["lo"], state["hi"] = block, state["hi"], state["hi"] + table.num_rows
-
-    def row(tensors: list) -> list:
-        i = int(tensors[0].numpy())
-        if state["it"] is None or i < state["pos"]:
-            restart()
-        while i >= state["hi"]:
-            try:
-                next_block()
-            except StopIteration:
-                raise RuntimeError(f"from_ray: the Ray data ended after {state['hi']} rows but "
-                                   f"count() said {n}") from None
-        state["pos"] = i + 1
-        k = i - state["lo"]
-        out = [t[k] for t in state["block"]]
-        if i == n - 1:
-            state["it"] = None  # the last row: let Ray's iterator finish and release its blocks
-        return out
-
-    struct = _LEAF if single else ("dict", {name: _LEAF for name in names})
-    base = Dataset.range(n)
-    why = ("Dataset.from_ray streams rows from Ray, which cannot restart mid-stream at a given "
-           "row, so its iterators cannot save or resume their position")
-    return Dataset(base._ds.map_py(row, 1, why), _Struct(struct))
