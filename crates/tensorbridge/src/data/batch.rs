@@ -48,15 +48,28 @@ impl Batch {
             size,
             drop_remainder,
             done: false,
-            recycler: Recycler::new(4),
+            recycler: Recycler::new(RECYCLE_PER_SIZE),
         }
     }
 }
 
+/// Batch buffers of one size a [`Batch`] keeps for re-use: enough for every buffer
+/// that can be in flight behind a `prefetch(4)` (four queued, one being sent, the
+/// one the loop holds, one a framework such as JAX has not let go of yet) plus the
+/// one being filled.
+const RECYCLE_PER_SIZE: usize = 8;
+
+/// Most buffers a recycler keeps over all sizes (components of different sizes each
+/// get [`RECYCLE_PER_SIZE`] up to this).
+const RECYCLE_MAX_PER_CAP: usize = 16;
+
 /// Batch buffers this iterator made recently. A buffer whose every other user is
 /// gone (the consumer dropped the batch) is written again for a later batch instead
 /// of allocating a fresh one: its pages are already faulted in, which on this kind
-/// of VM is worth more than the writing itself. Holds at most `cap` buffers.
+/// of VM is worth more than the writing itself. Holds at most `cap` buffers of each
+/// size (each component of a batch has its own), and at most `16 * cap` in all;
+/// a recycler only grows when no kept buffer is free, so it holds no more than were
+/// in flight at once.
 pub(crate) struct Recycler {
     ring: VecDeque<Arc<Storage>>,
     cap: usize,
@@ -82,7 +95,14 @@ impl Recycler {
         if self.cap == 0 {
             return;
         }
-        if self.ring.len() >= self.cap {
+        let same = self.ring.iter().filter(|k| k.len() == s.len()).count();
+        if same >= self.cap {
+            // The oldest of this size: the likeliest to be free, so no longer needed
+            // to cover the buffers in flight.
+            if let Some(i) = self.ring.iter().position(|k| k.len() == s.len()) {
+                self.ring.remove(i);
+            }
+        } else if self.ring.len() >= self.cap * RECYCLE_MAX_PER_CAP {
             self.ring.pop_front();
         }
         self.ring.push_back(s);
@@ -186,4 +206,51 @@ pub(crate) fn assemble(items: &[Item], recycler: &mut Recycler) -> Result<Vec<Te
         out.push(t);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod recycler_tests {
+    use super::*;
+
+    fn buf(len: usize) -> Arc<Storage> {
+        Arc::new(Storage::zeroed(len).unwrap())
+    }
+
+    #[test]
+    fn each_size_keeps_its_own_buffers() {
+        // Two components (images, labels): many label buffers must not push the free
+        // image buffer out (one ring shared by all sizes did: a fresh image buffer,
+        // page faults and all, for most batches once a few were in flight).
+        let mut r = Recycler::new(2);
+        let image = buf(4096);
+        let ptr = Arc::as_ptr(&image);
+        r.keep(image);
+        let held: Vec<_> = (0..5).map(|_| buf(64)).collect();
+        for l in &held {
+            r.keep(l.clone());
+        }
+        let again = r.take(4096).expect("the free image buffer is still kept");
+        assert_eq!(Arc::as_ptr(&again), ptr);
+        // Buffers of one size: at most `cap`, the oldest go first.
+        assert_eq!(r.ring.iter().filter(|k| k.len() == 64).count(), 2);
+        assert!(
+            r.take(64).is_none(),
+            "all kept label buffers are still held"
+        );
+        drop(held);
+        assert!(r.take(64).is_some());
+    }
+
+    #[test]
+    fn keeps_at_most_sixteen_caps_in_all() {
+        let mut r = Recycler::new(1);
+        for len in 1..=40 {
+            r.keep(buf(len));
+        }
+        assert_eq!(r.ring.len(), RECYCLE_MAX_PER_CAP);
+        assert!(r.take(40).is_some() && r.take(1).is_none());
+        let mut none = Recycler::new(0);
+        none.keep(buf(8));
+        assert!(none.take(8).is_none());
+    }
 }
