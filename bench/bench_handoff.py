@@ -47,6 +47,114 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 VARIANTS = ("tb", "tf_ds", "tf_iter", "tf", "jax", "torch_w0", "torch_w2", "td_w0", "td_w2", "np_w0", "np_w2")
 TORCH_NATIVE = ("td_w0", "td_w2", "np_w0", "np_w2")
 
+# --- JAX + Grain contenders (issue 12, f and g) ---------------------------------
+# jax8: ds.to_jax(NamedSharding over 8 host devices, PartitionSpec("data")) in a child
+# started with XLA_FLAGS=--xla_force_host_platform_device_count=8. grain_*: Grain
+# (grain==0.2.18) doing the same pipeline on NumPy (global shuffle, cast float32, scale
+# 1/255, batch 128), each batch handed to JAX as a JAX user would (jax.device_put,
+# then block_until_ready): grain_w0 / grain_w2 = MapDataset ... .to_iter_dataset()
+# in-process / .mp_prefetch(2 worker processes); grain_dl0 / grain_dl2 = the older
+# grain.DataLoader with worker_count 0 / 2. Grain streams epochs back to back (one
+# iterator over epochs+1 epochs, so worker processes start once); an epoch is timed as
+# the batches that make up n images.
+JAX_GRAIN = ("jax8", "grain_w0", "grain_w2", "grain_dl0", "grain_dl2")
+VARIANTS = VARIANTS + JAX_GRAIN
+
+
+class _GrainSource:
+    """Random access to (image, label) rows for Grain (pickled into its workers)."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.images[i], self.labels[i]
+
+
+def _grain_cast_scale(elem):
+    import numpy as np
+
+    x, y = elem
+    return x.astype(np.float32) * np.float32(1 / 255), y
+
+
+def _grain_batches(kind: str, images, labels, epochs: int):
+    """An iterator of NumPy (x, y) batches over epochs+1 epochs, Grain doing the work."""
+    import grain
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():  # Grain's worker processes read absl flags
+        flags.FLAGS(["bench_handoff"])
+    src = _GrainSource(images, labels)
+    workers = int(kind[-1])
+    if kind.startswith("grain_dl"):
+        class CastScale(grain.transforms.Map):
+            def map(self, element):
+                return _grain_cast_scale(element)
+
+        # one epoch more: its batches run across epoch boundaries
+        sampler = grain.samplers.IndexSampler(len(src), shuffle=True, num_epochs=epochs + 2, seed=0)
+        return iter(grain.DataLoader(data_source=src, sampler=sampler,
+                                     operations=[CastScale(), grain.transforms.Batch(batch_size=128)],
+                                     worker_count=workers))
+    ds = (grain.MapDataset.source(src).shuffle(seed=0).map(_grain_cast_scale).batch(128)
+          .repeat(epochs + 1))  # a new shuffle each epoch (reseed_each_epoch)
+    it = ds.to_iter_dataset()  # Grain's default ReadOptions: 16 reader threads
+    if workers:
+        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+    return iter(it)
+
+
+def jax_grain_child(kind: str, images, labels, n: int, epochs: int) -> dict:
+    """The JAX hand-off contenders: jax8 (to_jax sharded over 8 host devices) and Grain."""
+    if kind == "jax8":
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    import numpy as np
+    import jax
+
+    if kind == "jax8":
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        import tensorbridge as tb
+
+        devices = jax.devices()
+        assert len(devices) == 8, devices
+        sharding = NamedSharding(Mesh(np.array(devices), ("data",)), PartitionSpec("data"))
+        ds = (tb.data.Dataset.from_tensor_slices((images, labels))
+              .shuffle(1024)
+              .map((tb.ops.cast(tb.float32), None))
+              .map((tb.ops.scale(1 / 255, 0), None))
+              .batch(128)
+              .prefetch(4))
+        epoch_iter = lambda: ds.to_jax(sharding)  # noqa: E731
+
+        def stream():
+            while True:
+                yield from epoch_iter()
+
+        batches = stream()
+    else:
+        batches = _grain_batches(kind, images, labels, epochs)
+    rates = []
+    for e in range(epochs + 1):
+        t0 = time.perf_counter()
+        seen = 0
+        while seen < n:
+            x, y = next(batches)
+            if kind != "jax8":
+                x, y = jax.device_put((x, y))
+            x.block_until_ready()
+            y.block_until_ready()
+            seen += x.shape[0]
+        dt = time.perf_counter() - t0
+        if e:  # epoch 0 warms up (and starts Grain's workers)
+            rates.append(seen / dt)
+    return {"kind": kind, "rates": rates}
+# --- end of the JAX + Grain contenders -------------------------------------------
+
 
 def torch_native(kind: str, images, labels):
     """PyTorch's own DataLoader doing the pipeline's shuffle, cast/scale and batch."""
@@ -82,6 +190,8 @@ def child(kind: str, n: int, epochs: int) -> dict:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(n, 64, 64, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, size=(n,), dtype=np.int64)
+    if kind in JAX_GRAIN:
+        return jax_grain_child(kind, images, labels, n, epochs)
     wait = None
     if kind == "tf":
         import tensorflow as tf
@@ -178,6 +288,14 @@ def main() -> None:
         med["torch_best_native"] = med[best]
         targets += [("torch_w0", "torch_best_native", 5.0), ("torch_w2", "torch_best_native", 5.0)]
         print(f"best PyTorch-native loader: {best} ({med[best]:,.0f} images/s)")
+    grains = [k for k in JAX_GRAIN if k.startswith("grain") and k in med]
+    if grains:  # JAX + Grain targets (issue 12, f and g)
+        best = max(grains, key=med.get)
+        med["grain_best"] = med[best]
+        targets += [("jax", "grain_best", 5.0), ("jax8", "tb", 0.8), ("jax8", "grain_best", 5.0)]
+        print(f"best Grain loader: {best} ({med[best]:,.0f} images/s)")
+    elif "jax8" in med:
+        targets += [("jax8", "tb", 0.8)]
     for k, base, want in targets:
         if k in med and base in med:
             got = med[k] / med[base]
