@@ -370,14 +370,18 @@ class Dataset(_Combinators):
         ``sharding`` (e.g. a ``jax.sharding.NamedSharding`` over a mesh): each
         component of each batch is laid out across its devices with one
         ``jax.device_put`` per batch (axis 0 split for data parallelism with
-        ``PartitionSpec("data")``). A component whose shape the sharding cannot
+        ``PartitionSpec("data")``; on CPU devices each shard is a view of the batch
+        buffer, not a copy). A component whose shape the sharding cannot
         divide (a short last batch: use ``batch(..., drop_remainder=True)``) raises
         ``ValueError`` once the batches before it have been yielded. ``None``: JAX's
         default device (on the CPU each tensor is imported through DLPack, sharing the
         batch buffer as ``Tensor.to_jax``, and nothing needs placing ahead). The next
         ``prefetch`` batches are already placed while the loop works on the current
         one (``0``: none).
-        JAX turns 64-bit dtypes into 32-bit ones unless ``jax_enable_x64`` is on.
+        JAX turns 64-bit dtypes into 32-bit ones unless ``jax_enable_x64`` is on; for
+        int64 and uint64 components tensorbridge does that cast itself, before the
+        hand-off (the same values: wrap-around, as NumPy's ``astype``), which saves
+        JAX a conversion per batch.
         """
         jax = _require("jax", "Dataset.to_jax")
         if prefetch < 0:
