@@ -136,18 +136,33 @@ def native_dataset(ds: Any, tf: Any, flat: list) -> Optional[Any]:
     def open_epoch() -> Any:
         return np.int64(_core.tf_open(core))
 
+    def shaped(comps: Any) -> Any:
+        return _unflatten(struct, iter([tf.ensure_shape(c, s) for c, s in zip(comps, shapes)]))
+
     def next_element(handle: Any) -> Any:
         ok, *comps = _apply("TensorbridgeNext", handle=handle, out_types=dtypes)
         return ok, tuple(comps)
 
+    def next_shaped(handle: Any) -> Any:
+        return shaped(next_element(handle)[1])
+
+    n = ds.cardinality()
+
     def epoch(_: Any) -> Any:
         opened = tf.numpy_function(open_epoch, [], tf.int64, stateful=True)
         (handle,) = _apply("TensorbridgeIteratorGuard", id=opened)
-        return (tf.data.Dataset.from_tensors(handle).repeat()
-                .map(plain(next_element))
-                .take_while(plain(lambda ok, comps: ok)))
+        handles = tf.data.Dataset.from_tensors(handle)
+        if n >= 0:  # exactly n elements: no end marker to look for
+            return handles.repeat(n).map(plain(next_shaped))
+        return handles.repeat().map(plain(next_element)).take_while(plain(lambda ok, comps: ok))
 
-    def restore(ok: Any, comps: Any) -> Any:
-        return _unflatten(struct, iter([tf.ensure_shape(c, s) for c, s in zip(comps, shapes)]))
-
-    return tf.data.Dataset.range(1).flat_map(plain(epoch)).map(plain(restore))
+    out = tf.data.Dataset.range(1).flat_map(plain(epoch))
+    if n < 0:
+        out = out.map(plain(lambda ok, comps: shaped(comps)))
+    # Batches are already prefetched by the pipeline: a prefetch buffer TensorFlow
+    # would inject (or a map it would parallelise) only holds more batches, which
+    # keeps the pipeline from recycling its batch buffers (measured: ~0.6x).
+    opts = tf.data.Options()
+    opts.experimental_optimization.inject_prefetch = False
+    opts.experimental_optimization.map_parallelization = False
+    return out.with_options(opts)

@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -185,6 +185,9 @@ fn registry() -> &'static Mutex<HashMap<i64, Arc<Entry>>> {
 
 static NEXT_ID: AtomicI64 = AtomicI64::new(1);
 
+/// Tensors TensorFlow holds now whose memory is a pipeline buffer (not a copy).
+static SHARED: AtomicUsize = AtomicUsize::new(0);
+
 /// Drop an iterator (stops and joins its threads), releasing the GIL first if this
 /// thread holds it: a worker may be waiting for the GIL to finish a Python call.
 fn close_iter(it: Option<DatasetIter>) {
@@ -308,9 +311,10 @@ unsafe extern "C" fn guard_dealloc(data: *mut c_void, _len: usize, _arg: *mut c_
 }
 
 unsafe extern "C" fn tensor_dealloc(_data: *mut c_void, _len: usize, arg: *mut c_void) {
-    // SAFETY: `arg` is the Box<Tensor> leaked in `next_compute`; TF calls the
+    // SAFETY: `arg` is the Box<Tensor> leaked in `set_tensor`; TF calls the
     // deallocator once. Dropping a tensor only releases its storage.
     drop(unsafe { Box::from_raw(arg.cast::<Tensor>()) });
+    SHARED.fetch_sub(1, Ordering::Relaxed);
 }
 
 unsafe extern "C" fn kernel_create(_ctx: *mut c_void) -> *mut c_void {
@@ -469,6 +473,7 @@ unsafe fn set_tensor(
     let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
     let (ptr, len) = (t.data_ptr() as *mut c_void, t.nbytes());
     let arg = Box::into_raw(Box::new(t));
+    SHARED.fetch_add(1, Ordering::Relaxed); // back down in tensor_dealloc (at once if TF copied)
     let st = OwnedStatus::new(api);
     // SAFETY: ptr/len are the contiguous elements of the tensor in `arg`, which
     // keeps them alive until TF calls tensor_dealloc (once; TF copies unaligned
@@ -677,16 +682,17 @@ fn tf_open(py: Python<'_>, ds: PyRef<'_, PyDataset>) -> PyResult<i64> {
     Ok(id)
 }
 
-/// Handles still registered (an epoch TensorFlow still holds) and, of those, how
-/// many still run a pipeline iterator (for tests).
+/// `(handles, iterators, shared)`: handles still registered (epochs TensorFlow still
+/// holds), how many of them still run a pipeline iterator, and how many tensors
+/// TensorFlow holds that share a pipeline buffer (not copies). For tests.
 #[pyfunction]
-fn tf_open_iterators() -> (usize, usize) {
+fn tf_stats() -> (usize, usize, usize) {
     let r = registry().lock().unwrap_or_else(|e| e.into_inner());
     let live = r
         .values()
         .filter(|e| e.it.lock().unwrap_or_else(|e| e.into_inner()).is_some())
         .count();
-    (r.len(), live)
+    (r.len(), live, SHARED.load(Ordering::Relaxed))
 }
 
 /// Add the TensorFlow bridge functions to `tensorbridge._core`.
@@ -694,6 +700,6 @@ pub fn register_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tf_install, m)?)?;
     m.add_function(wrap_pyfunction!(tf_symbols, m)?)?;
     m.add_function(wrap_pyfunction!(tf_open, m)?)?;
-    m.add_function(wrap_pyfunction!(tf_open_iterators, m)?)?;
+    m.add_function(wrap_pyfunction!(tf_stats, m)?)?;
     Ok(())
 }
