@@ -126,6 +126,18 @@ const SYMBOLS: [&str; 25] = [
     "TF_DeleteTensor",
 ];
 
+/// The function pointer of type `F` at address `addr`.
+///
+/// # Safety
+/// `F` must be an `extern "C"` function pointer type and `addr` the address of a
+/// function with exactly that signature.
+unsafe fn fn_at<F: Copy>(addr: usize) -> F {
+    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
+    // SAFETY: same size (checked); the caller guarantees that `addr` is a function
+    // of type F.
+    unsafe { std::mem::transmute_copy::<usize, F>(&addr) }
+}
+
 impl Api {
     /// # Safety
     /// Each address must be the named function of TensorFlow's C API (the
@@ -136,7 +148,7 @@ impl Api {
             ($i:expr) => {
                 // SAFETY: the caller guarantees that address $i is the function
                 // SYMBOLS[$i] with the signature of the field it is stored in.
-                unsafe { std::mem::transmute::<usize, _>(a[$i]) }
+                unsafe { fn_at(a[$i]) }
             };
         }
         Api {
@@ -357,8 +369,8 @@ unsafe fn input_id(api: &Api, ctx: *mut Ctx) -> Result<i64, Fail> {
 
 unsafe extern "C" fn guard_compute(_kernel: *mut c_void, ctx: *mut Ctx) {
     let Some(api) = API.get() else { return };
-    // SAFETY: ctx is the running kernel's context.
     let run = || -> Result<(), Fail> {
+        // SAFETY: ctx is the running kernel's context (TF's call).
         let id = unsafe { input_id(api, ctx) }?;
         let data = Box::into_raw(Box::new(HandleBuf { id }));
         let st = OwnedStatus::new(api);
@@ -530,15 +542,19 @@ unsafe fn set_filled(
 unsafe extern "C" fn next_compute(_kernel: *mut c_void, ctx: *mut Ctx) {
     let Some(api) = API.get() else { return };
     let run = || -> Result<(), Fail> {
-        // SAFETY (all calls below): ctx is the running kernel's context.
+        // SAFETY: ctx is the running kernel's context (TF's call), here and below.
         let id = unsafe { input_id(api, ctx) }?;
+        // SAFETY: as above.
         let n = unsafe { (api.num_outputs)(ctx) };
         let elem = pull(id)?;
+        // SAFETY: as above; output 0 is the bool scalar.
         unsafe { set_filled(api, ctx, 0, TF_BOOL, &[], u8::from(elem.is_some())) }?;
         match elem {
             None => {
                 for i in 1..n {
+                    // SAFETY: as above; 1 <= i < n outputs.
                     let dt = unsafe { (api.expected_output)(ctx, i) };
+                    // SAFETY: as above.
                     unsafe { set_filled(api, ctx, i, dt, &[0], 0) }?;
                 }
             }
@@ -554,7 +570,9 @@ unsafe extern "C" fn next_compute(_kernel: *mut c_void, ctx: *mut Ctx) {
                     ));
                 }
                 for (i, t) in (1..n).zip(v) {
+                    // SAFETY: as above; 1 <= i < n outputs.
                     let want = unsafe { (api.expected_output)(ctx, i) };
+                    // SAFETY: as above.
                     unsafe { set_tensor(api, ctx, i, want, t) }?;
                 }
             }
@@ -572,15 +590,18 @@ unsafe extern "C" fn next_compute(_kernel: *mut c_void, ctx: *mut Ctx) {
     }
 }
 
+/// An op to register: name, attrs, inputs, outputs, CPU kernel.
+type OpSpec = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+    unsafe extern "C" fn(*mut c_void, *mut Ctx),
+);
+
 fn register(api: &Api) -> Result<(), String> {
     let st = OwnedStatus::new(api);
-    let ops: [(
-        &str,
-        &[&str],
-        &[&str],
-        &[&str],
-        unsafe extern "C" fn(*mut c_void, *mut Ctx),
-    ); 2] = [
+    let ops: [OpSpec; 2] = [
         (
             "TensorbridgeIteratorGuard",
             &[],
