@@ -87,12 +87,15 @@ def _install_native_ops(tf: Any) -> Optional[str]:
     try:
         path = _framework_library(tf)
         lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
-        addresses = {}
+        addresses: Dict[str, int] = {}
         for name in _core.tf_symbols():
             try:
-                addresses[name] = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+                address = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
             except AttributeError:
-                raise RuntimeError(f"{path} does not export {name}") from None
+                address = None
+            if not address:
+                raise RuntimeError(f"{path} does not export {name}")
+            addresses[name] = address
         _core.tf_install(addresses)
         _why_not = None
     except (OSError, RuntimeError, ValueError, TypeError) as e:
