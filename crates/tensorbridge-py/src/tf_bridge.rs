@@ -432,6 +432,14 @@ fn pull(id: i64) -> Result<Option<Vec<Tensor>>, Fail> {
     } else {
         (it.next(), it.take_warnings())
     };
+    // At the end (or an error) the iterator is closed now, not when TF frees the guard.
+    let ended = if matches!(r, Some(Ok(_))) {
+        None
+    } else {
+        g.take()
+    };
+    drop(g); // never wait for the GIL while holding the entry (the guard may need it)
+    close_iter(ended);
     if !warnings.is_empty() {
         Python::with_gil(|py| -> Result<(), Fail> {
             let cat = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
@@ -444,13 +452,8 @@ fn pull(id: i64) -> Result<Option<Vec<Tensor>>, Fail> {
     }
     match r {
         Some(Ok(v)) => Ok(Some(v)),
-        end => {
-            close_iter(g.take());
-            match end {
-                Some(Err(e)) => Err(fail_from(e)),
-                _ => Ok(None),
-            }
-        }
+        Some(Err(e)) => Err(fail_from(e)),
+        None => Ok(None),
     }
 }
 
