@@ -200,9 +200,12 @@ def test_mirrored_strategy_two_logical_cpus():
             model.compile(tf.keras.optimizers.SGD(0.1),
                           tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         loss = model.fit(ds.to_tensorflow(), epochs=4, verbose=0).history["loss"]
+        from tensorbridge import _tensorflow
         print(json.dumps({"replicas": sorted(per_replica), "labels": seen == y.tolist(),
-                          "n_sync": strategy.num_replicas_in_sync, "loss": loss}))
+                          "n_sync": strategy.num_replicas_in_sync, "loss": loss,
+                          "native_op": _tensorflow._why_not is None}))
     """)
+    assert res["native_op"], "the native TensorFlow op is the path used"
     assert res["n_sync"] == 2 and res["replicas"] == [2]
     assert res["labels"], "every element once, in order, across the replicas"
     assert res["loss"][-1] < res["loss"][0]

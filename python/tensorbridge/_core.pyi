@@ -282,6 +282,23 @@ class _DatasetIterator:
     def close(self) -> None: ...
 
 def data_live_threads() -> int: ...
+
+# --- the TensorFlow op behind Dataset.to_tensorflow() (tf_bridge.rs) -----------------
+
+def tf_symbols() -> list[str]:
+    """The C functions of TensorFlow that ``tf_install`` needs."""
+    ...
+def tf_install(addresses: dict[str, int]) -> None:
+    """Register the ops with TensorFlow once per process, given each function's
+    address in the loaded libtensorflow_framework; RuntimeError says what failed."""
+    ...
+def tf_open(ds: _Dataset) -> int:
+    """Start one epoch of ``ds`` for the op; its handle."""
+    ...
+def tf_stats() -> tuple[int, int, int]:
+    """(handles registered, of those still running a pipeline iterator, tensors
+    TensorFlow holds that share a pipeline buffer)."""
+    ...
 def location_get_stats(reset: bool = False) -> tuple[int, int, int]:
     """Ranged GETs sent to object stores so far: (gets, bytes asked for, largest GET);
     ``reset=True`` zeroes the counters after reading them."""

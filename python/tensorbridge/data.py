@@ -336,15 +336,17 @@ class Dataset(_Combinators):
     def to_tensorflow(self, as_dataset: bool = True) -> Any:
         """This dataset's elements as TensorFlow tensors.
 
-        ``as_dataset=True`` (default): a ``tf.data.Dataset`` (``from_generator`` with
-        the right ``output_signature`` and cardinality) for ``model.fit``,
-        ``tf.distribute`` strategies and ``tf.function`` loops over a dataset. Each
-        element (a whole batch after ``batch``) crosses as NumPy views of the
-        tensors, which TensorFlow takes without a copy when they are 64-byte aligned
-        (batch buffers are); the GIL is released while the pipeline is waited for.
-        tf.data's own per-element machinery (a ``py_func`` call and its iterator)
-        still costs about a millisecond per element on a small machine (see
-        BENCHMARKS.md).
+        ``as_dataset=True`` (default): a ``tf.data.Dataset`` (this dataset's
+        ``element_spec`` and cardinality) for ``model.fit``, ``tf.distribute``
+        strategies and ``tf.function`` loops over a dataset. Each element (a whole
+        batch after ``batch``) is pulled by a native TensorFlow op registered at
+        first use (no Python per element; one Python call per epoch opens the
+        pipeline) and handed over without a copy (batch buffers are 64-byte
+        aligned); the op waits for the pipeline without the GIL. Each iteration of
+        the returned dataset is a fresh epoch; the pipeline's threads stop when the
+        epoch ends or TensorFlow frees an abandoned iterator. Where the op cannot be
+        set up (a TensorFlow build without its C kernel API) a ``RuntimeWarning``
+        says why and a slower ``from_generator`` source is used.
 
         ``as_dataset=False``: a re-iterable object (each ``iter()`` is one epoch)
         yielding ``tf.Tensor``s that share the batch buffers through DLPack: the
@@ -355,10 +357,15 @@ class Dataset(_Combinators):
             from ._tensorflow import _TFBatches
 
             return _TFBatches(self)
+        from ._tensorflow import native_dataset
+
         flat = self._flat_spec()
-        sig = _unflatten(self._struct.value,
-                         iter([tf.TensorSpec(shape=s, dtype=tf.as_dtype(d.name)) for s, d in flat]))
-        out = tf.data.Dataset.from_generator(lambda: self._flat_epoch(_np_view), output_signature=sig)
+        out = native_dataset(self, tf, flat)
+        if out is None:  # the op could not be set up (warned): the generator path
+            sig = _unflatten(self._struct.value,
+                             iter([tf.TensorSpec(shape=s, dtype=tf.as_dtype(d.name)) for s, d in flat]))
+            out = tf.data.Dataset.from_generator(lambda: self._flat_epoch(_np_view),
+                                                 output_signature=sig)
         n = self.cardinality()
         if n >= 0:
             out = out.apply(tf.data.experimental.assert_cardinality(n))

@@ -116,6 +116,13 @@ pub struct PyDataset {
     inner: Dataset,
 }
 
+impl PyDataset {
+    /// The core pipeline (for the TensorFlow op, `tf_bridge`).
+    pub(crate) fn dataset(&self) -> &Dataset {
+        &self.inner
+    }
+}
+
 fn wrap(inner: Dataset) -> PyDataset {
     PyDataset { inner }
 }

@@ -11,6 +11,7 @@ mod dlpack;
 mod dtypes;
 mod formats;
 mod tensor;
+mod tf_bridge;
 mod tfio;
 
 use pyo3::exceptions::{PyIndexError, PyMemoryError, PyTypeError, PyValueError};
@@ -188,6 +189,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     formats::register(m)?;
     dlpack::register(m)?;
     tfio::register(m)?;
+    tf_bridge::register_module(m)?;
     cli::register(m)?;
     Ok(())
 }

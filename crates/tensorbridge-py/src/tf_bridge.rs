@@ -1,0 +1,729 @@
+//! A native TensorFlow op that pulls batches from a running pipeline
+//! (`Dataset.to_tensorflow()`, issue 12).
+//!
+//! TensorFlow's wheel exports its C op/kernel API from
+//! `libtensorflow_framework.so.2`. The Python side (`tensorbridge._tensorflow`)
+//! looks the few functions used here up with `ctypes` and hands their addresses to
+//! [`tf_install`], which registers two stateful CPU ops:
+//!
+//! - `TensorbridgeIteratorGuard(id: int64) -> handle: int64`: the same id in a
+//!   buffer of its own; when TensorFlow frees that buffer (the per-epoch inner
+//!   `tf.data` dataset holding it is gone: exhausted, or its iterator dropped), the
+//!   pipeline iterator `id` is closed (threads joined, buffers freed).
+//! - `TensorbridgeNext(handle: int64) -> (ok: bool, components: out_types)`: the
+//!   next element of iterator `handle`, each component handed over without a copy
+//!   (`TF_NewTensor` over the batch buffer; the Rust tensor is released by the
+//!   deallocator). At the end: `ok = false` and empty components (the Python side
+//!   stops with `take_while`); the iterator is closed right away.
+//!
+//! Iterators live in a registry keyed by id ([`tf_open`] starts one epoch). The
+//! kernel waits for the pipeline without the GIL: Python map functions take it on
+//! their own worker threads.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use tensorbridge::data::DatasetIter;
+use tensorbridge::{DType, Error, Tensor};
+
+use crate::data::PyDataset;
+
+type Status = c_void;
+type Ctx = c_void;
+type TfTensor = c_void;
+type Builder = c_void;
+type Dealloc = unsafe extern "C" fn(*mut c_void, usize, *mut c_void);
+
+const TF_OK: c_int = 0;
+const TF_UNKNOWN: c_int = 2;
+const TF_INVALID_ARGUMENT: c_int = 3;
+const TF_INTERNAL: c_int = 13;
+const TF_BOOL: c_int = 10;
+const TF_INT64: c_int = 9;
+
+/// The C functions of TensorFlow this module calls, resolved by the Python side.
+struct Api {
+    new_status: unsafe extern "C" fn() -> *mut Status,
+    delete_status: unsafe extern "C" fn(*mut Status),
+    set_status: unsafe extern "C" fn(*mut Status, c_int, *const c_char),
+    get_code: unsafe extern "C" fn(*const Status) -> c_int,
+    message: unsafe extern "C" fn(*const Status) -> *const c_char,
+    new_op: unsafe extern "C" fn(*const c_char) -> *mut Builder,
+    op_attr: unsafe extern "C" fn(*mut Builder, *const c_char),
+    op_input: unsafe extern "C" fn(*mut Builder, *const c_char),
+    op_output: unsafe extern "C" fn(*mut Builder, *const c_char),
+    op_stateful: unsafe extern "C" fn(*mut Builder, bool),
+    op_shape_fn: unsafe extern "C" fn(*mut Builder, unsafe extern "C" fn(*mut c_void, *mut Status)),
+    register_op: unsafe extern "C" fn(*mut Builder, *mut Status),
+    unknown_shape: unsafe extern "C" fn(*mut c_void, *mut Status),
+    new_kernel: unsafe extern "C" fn(
+        *const c_char,
+        *const c_char,
+        unsafe extern "C" fn(*mut c_void) -> *mut c_void,
+        unsafe extern "C" fn(*mut c_void, *mut Ctx),
+        unsafe extern "C" fn(*mut c_void),
+    ) -> *mut Builder,
+    register_kernel: unsafe extern "C" fn(*const c_char, *mut Builder, *mut Status),
+    get_input: unsafe extern "C" fn(*mut Ctx, c_int, *mut *mut TfTensor, *mut Status),
+    num_outputs: unsafe extern "C" fn(*mut Ctx) -> c_int,
+    expected_output: unsafe extern "C" fn(*mut Ctx, c_int) -> c_int,
+    set_output: unsafe extern "C" fn(*mut Ctx, c_int, *const TfTensor, *mut Status),
+    allocate_output: unsafe extern "C" fn(
+        *mut Ctx,
+        c_int,
+        c_int,
+        *const i64,
+        c_int,
+        usize,
+        *mut Status,
+    ) -> *mut TfTensor,
+    failure: unsafe extern "C" fn(*mut Ctx, *mut Status),
+    new_tensor: unsafe extern "C" fn(
+        c_int,
+        *const i64,
+        c_int,
+        *mut c_void,
+        usize,
+        Dealloc,
+        *mut c_void,
+    ) -> *mut TfTensor,
+    tensor_data: unsafe extern "C" fn(*const TfTensor) -> *mut c_void,
+    tensor_byte_size: unsafe extern "C" fn(*const TfTensor) -> usize,
+    delete_tensor: unsafe extern "C" fn(*mut TfTensor),
+}
+
+/// The names [`tf_install`] needs addresses for, in [`Api`]'s field order.
+const SYMBOLS: [&str; 25] = [
+    "TF_NewStatus",
+    "TF_DeleteStatus",
+    "TF_SetStatus",
+    "TF_GetCode",
+    "TF_Message",
+    "TF_NewOpDefinitionBuilder",
+    "TF_OpDefinitionBuilderAddAttr",
+    "TF_OpDefinitionBuilderAddInput",
+    "TF_OpDefinitionBuilderAddOutput",
+    "TF_OpDefinitionBuilderSetIsStateful",
+    "TF_OpDefinitionBuilderSetShapeInferenceFunction",
+    "TF_RegisterOpDefinition",
+    "TF_ShapeInferenceContextSetUnknownShape",
+    "TF_NewKernelBuilder",
+    "TF_RegisterKernelBuilder",
+    "TF_GetInput",
+    "TF_NumOutputs",
+    "TF_ExpectedOutputDataType",
+    "TF_SetOutput",
+    "TF_AllocateOutput",
+    "TF_OpKernelContext_Failure",
+    "TF_NewTensor",
+    "TF_TensorData",
+    "TF_TensorByteSize",
+    "TF_DeleteTensor",
+];
+
+/// The function pointer of type `F` at address `addr`.
+///
+/// # Safety
+/// `F` must be an `extern "C"` function pointer type and `addr` the address of a
+/// function with exactly that signature.
+unsafe fn fn_at<F: Copy>(addr: usize) -> F {
+    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
+    // SAFETY: same size (checked); the caller guarantees that `addr` is a function
+    // of type F.
+    unsafe { std::mem::transmute_copy::<usize, F>(&addr) }
+}
+
+impl Api {
+    /// # Safety
+    /// Each address must be the named function of TensorFlow's C API (the
+    /// signatures of TF 2.x's `c/ops.h`, `c/kernels.h`, `c/tf_tensor.h`,
+    /// `c/tf_status.h`), in a library that stays loaded.
+    unsafe fn from_addresses(a: &[usize; 25]) -> Api {
+        macro_rules! f {
+            ($i:expr) => {
+                // SAFETY: the caller guarantees that address $i is the function
+                // SYMBOLS[$i] with the signature of the field it is stored in.
+                unsafe { fn_at(a[$i]) }
+            };
+        }
+        Api {
+            new_status: f!(0),
+            delete_status: f!(1),
+            set_status: f!(2),
+            get_code: f!(3),
+            message: f!(4),
+            new_op: f!(5),
+            op_attr: f!(6),
+            op_input: f!(7),
+            op_output: f!(8),
+            op_stateful: f!(9),
+            op_shape_fn: f!(10),
+            register_op: f!(11),
+            unknown_shape: f!(12),
+            new_kernel: f!(13),
+            register_kernel: f!(14),
+            get_input: f!(15),
+            num_outputs: f!(16),
+            expected_output: f!(17),
+            set_output: f!(18),
+            allocate_output: f!(19),
+            failure: f!(20),
+            new_tensor: f!(21),
+            tensor_data: f!(22),
+            tensor_byte_size: f!(23),
+            delete_tensor: f!(24),
+        }
+    }
+}
+
+static API: OnceLock<Api> = OnceLock::new();
+/// The outcome of the one registration per process.
+static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// One pipeline epoch TensorFlow pulls from; `None` once it ended (or failed).
+struct Entry {
+    it: Mutex<Option<DatasetIter>>,
+}
+
+fn registry() -> &'static Mutex<HashMap<i64, Arc<Entry>>> {
+    static R: OnceLock<Mutex<HashMap<i64, Arc<Entry>>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+static NEXT_ID: AtomicI64 = AtomicI64::new(1);
+
+/// Tensors TensorFlow holds now whose memory is a pipeline buffer (not a copy).
+static SHARED: AtomicUsize = AtomicUsize::new(0);
+
+/// Drop an iterator (stops and joins its threads), releasing the GIL first if this
+/// thread holds it: a worker may be waiting for the GIL to finish a Python call.
+fn close_iter(it: Option<DatasetIter>) {
+    if it.is_none() {
+        return;
+    }
+    // SAFETY: PyGILState_Check only reads the thread state; it is safe to call
+    // from any thread once Python is initialised (it is: this module is loaded).
+    if unsafe { pyo3::ffi::PyGILState_Check() } == 1 {
+        Python::with_gil(|py| py.allow_threads(move || drop(it)));
+    } else {
+        drop(it);
+    }
+}
+
+/// TensorFlow's dtype code of a tensorbridge dtype.
+fn tf_code(d: DType) -> c_int {
+    match d {
+        DType::Float32 => 1,
+        DType::Float64 => 2,
+        DType::Int32 => 3,
+        DType::UInt8 => 4,
+        DType::Int16 => 5,
+        DType::Int8 => 6,
+        DType::Complex64 => 8,
+        DType::Int64 => 9,
+        DType::Bool => 10,
+        DType::BFloat16 => 14,
+        DType::UInt16 => 17,
+        DType::Complex128 => 18,
+        DType::Float16 => 19,
+        DType::UInt32 => 22,
+        DType::UInt64 => 23,
+    }
+}
+
+/// A failure to report through the kernel's status: (TF code, message).
+type Fail = (c_int, String);
+
+fn fail_from(e: Error) -> Fail {
+    let code = match e {
+        Error::External(_) => TF_UNKNOWN,
+        _ => TF_INVALID_ARGUMENT,
+    };
+    (code, format!("tensorbridge pipeline: {e}"))
+}
+
+/// A status owned for the length of one call.
+struct OwnedStatus<'a> {
+    api: &'a Api,
+    s: *mut Status,
+}
+
+impl<'a> OwnedStatus<'a> {
+    fn new(api: &'a Api) -> Self {
+        // SAFETY: TF_NewStatus has no preconditions.
+        let s = unsafe { (api.new_status)() };
+        OwnedStatus { api, s }
+    }
+
+    fn check(&self, what: &str) -> Result<(), Fail> {
+        // SAFETY: self.s is a live status from TF_NewStatus; TF_Message returns a
+        // NUL-terminated string owned by it, read before it changes.
+        unsafe {
+            let code = (self.api.get_code)(self.s);
+            if code == TF_OK {
+                return Ok(());
+            }
+            let msg = std::ffi::CStr::from_ptr((self.api.message)(self.s)).to_string_lossy();
+            Err((code, format!("tensorbridge: {what}: {msg}")))
+        }
+    }
+}
+
+impl Drop for OwnedStatus<'_> {
+    fn drop(&mut self) {
+        // SAFETY: self.s came from TF_NewStatus and is deleted once.
+        unsafe { (self.api.delete_status)(self.s) }
+    }
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
+}
+
+/// Report `f` as the kernel's failure.
+///
+/// # Safety
+/// `ctx` must be the context of the running compute call.
+unsafe fn report(api: &Api, ctx: *mut Ctx, f: Fail) {
+    let st = OwnedStatus::new(api);
+    let msg = cstring(&f.1);
+    // SAFETY: st.s is live, msg NUL-terminated; ctx is the running kernel's
+    // context (our caller's contract). TF copies the status.
+    unsafe {
+        (api.set_status)(st.s, f.0, msg.as_ptr());
+        (api.failure)(ctx, st.s);
+    }
+}
+
+/// The 64-byte-aligned buffer of a guard's output (TensorFlow takes aligned
+/// buffers without copying them, so the deallocator below runs when the last
+/// tensor sharing it is gone).
+#[repr(C, align(64))]
+struct HandleBuf {
+    id: i64,
+}
+
+unsafe extern "C" fn guard_dealloc(data: *mut c_void, _len: usize, _arg: *mut c_void) {
+    // SAFETY: `data` is the Box<HandleBuf> leaked in `guard_compute` (TF calls the
+    // deallocator once).
+    let buf = unsafe { Box::from_raw(data.cast::<HandleBuf>()) };
+    let entry = registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&buf.id);
+    if let Some(entry) = entry {
+        let it = entry.it.lock().unwrap_or_else(|e| e.into_inner()).take();
+        close_iter(it);
+    }
+}
+
+unsafe extern "C" fn tensor_dealloc(_data: *mut c_void, _len: usize, arg: *mut c_void) {
+    // SAFETY: `arg` is the Box<Tensor> leaked in `set_tensor`; TF calls the
+    // deallocator once. Dropping a tensor only releases its storage.
+    drop(unsafe { Box::from_raw(arg.cast::<Tensor>()) });
+    SHARED.fetch_sub(1, Ordering::Relaxed);
+}
+
+unsafe extern "C" fn kernel_create(_ctx: *mut c_void) -> *mut c_void {
+    // A non-null, never dereferenced kernel state (the ops keep none).
+    std::ptr::NonNull::<u8>::dangling().as_ptr().cast()
+}
+
+unsafe extern "C" fn kernel_delete(_kernel: *mut c_void) {}
+
+unsafe extern "C" fn shape_fn(ctx: *mut c_void, status: *mut Status) {
+    if let Some(api) = API.get() {
+        // SAFETY: ctx/status are the ones TF passed to this shape function.
+        unsafe { (api.unknown_shape)(ctx, status) }
+    }
+}
+
+/// Read the int64 id of input 0.
+///
+/// # Safety
+/// `ctx` must be the context of the running compute call.
+unsafe fn input_id(api: &Api, ctx: *mut Ctx) -> Result<i64, Fail> {
+    let st = OwnedStatus::new(api);
+    let mut t: *mut TfTensor = std::ptr::null_mut();
+    // SAFETY: ctx is live (our contract); input 0 exists (both ops have one int64
+    // input). The returned tensor is ours to delete.
+    unsafe { (api.get_input)(ctx, 0, &mut t, st.s) };
+    st.check("reading the iterator handle")?;
+    // SAFETY: t is a live TF_Tensor; an int64 scalar holds 8 bytes, checked first.
+    let id = unsafe {
+        let id = ((api.tensor_byte_size)(t) >= 8)
+            .then(|| ((api.tensor_data)(t) as *const i64).read_unaligned());
+        (api.delete_tensor)(t);
+        id
+    };
+    id.ok_or((
+        TF_INVALID_ARGUMENT,
+        "tensorbridge: the iterator handle is not an int64 scalar".into(),
+    ))
+}
+
+unsafe extern "C" fn guard_compute(_kernel: *mut c_void, ctx: *mut Ctx) {
+    let Some(api) = API.get() else { return };
+    let run = || -> Result<(), Fail> {
+        // SAFETY: ctx is the running kernel's context (TF's call).
+        let id = unsafe { input_id(api, ctx) }?;
+        let data = Box::into_raw(Box::new(HandleBuf { id }));
+        let st = OwnedStatus::new(api);
+        // SAFETY: `data` is 64-byte aligned and 8 bytes long; TF owns it from here
+        // and gives it back to guard_dealloc once.
+        unsafe {
+            let t = (api.new_tensor)(
+                TF_INT64,
+                std::ptr::null(),
+                0,
+                data.cast(),
+                8,
+                guard_dealloc,
+                std::ptr::null_mut(),
+            );
+            if t.is_null() {
+                return Err((
+                    TF_INTERNAL,
+                    "tensorbridge: TF_NewTensor refused the handle".into(),
+                ));
+            }
+            (api.set_output)(ctx, 0, t, st.s);
+            (api.delete_tensor)(t);
+        }
+        st.check("setting the handle output")
+    };
+    if let Err(f) = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+        Err((
+            TF_INTERNAL,
+            "tensorbridge: a panic in the iterator guard".into(),
+        ))
+    }) {
+        // SAFETY: ctx is the running kernel's context.
+        unsafe { report(api, ctx, f) };
+    }
+}
+
+/// The next element of iterator `id`: `Ok(None)` at its end.
+fn pull(id: i64) -> Result<Option<Vec<Tensor>>, Fail> {
+    let entry = registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| {
+            (
+                TF_INVALID_ARGUMENT,
+                format!("tensorbridge: iterator {id} is not open"),
+            )
+        })?;
+    let mut g = entry.it.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(it) = g.as_mut() else {
+        return Ok(None);
+    };
+    // SAFETY: PyGILState_Check only reads the thread state (Python is initialised).
+    let holds_gil = unsafe { pyo3::ffi::PyGILState_Check() } == 1;
+    let (r, warnings) = if holds_gil {
+        Python::with_gil(|py| py.allow_threads(|| (it.next(), it.take_warnings())))
+    } else {
+        (it.next(), it.take_warnings())
+    };
+    // At the end (or an error) the iterator is closed now, not when TF frees the guard.
+    let ended = if matches!(r, Some(Ok(_))) {
+        None
+    } else {
+        g.take()
+    };
+    drop(g); // never wait for the GIL while holding the entry (the guard may need it)
+    close_iter(ended);
+    if !warnings.is_empty() {
+        Python::with_gil(|py| -> Result<(), Fail> {
+            let cat = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
+            for w in warnings {
+                PyErr::warn(py, &cat, &cstring(&w), 1)
+                    .map_err(|e| (TF_UNKNOWN, format!("tensorbridge pipeline: {e}")))?;
+            }
+            Ok(())
+        })?;
+    }
+    match r {
+        Some(Ok(v)) => Ok(Some(v)),
+        Some(Err(e)) => Err(fail_from(e)),
+        None => Ok(None),
+    }
+}
+
+/// Hand `t` to TF as output `i` (expected dtype `want`) without a copy.
+///
+/// # Safety
+/// `ctx` must be the context of the running compute call.
+unsafe fn set_tensor(
+    api: &Api,
+    ctx: *mut Ctx,
+    i: c_int,
+    want: c_int,
+    t: Tensor,
+) -> Result<(), Fail> {
+    let code = tf_code(t.dtype());
+    if code != want {
+        return Err((
+            TF_INVALID_ARGUMENT,
+            format!(
+                "tensorbridge: component {} of an element is {} but the dataset's element_spec \
+                 says TensorFlow dtype code {want}",
+                i - 1,
+                t.dtype()
+            ),
+        ));
+    }
+    let t = if t.is_contiguous() {
+        t
+    } else {
+        t.to_contiguous().map_err(fail_from)?
+    };
+    let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+    let (ptr, len) = (t.data_ptr() as *mut c_void, t.nbytes());
+    let arg = Box::into_raw(Box::new(t));
+    SHARED.fetch_add(1, Ordering::Relaxed); // back down in tensor_dealloc (at once if TF copied)
+    let st = OwnedStatus::new(api);
+    // SAFETY: ptr/len are the contiguous elements of the tensor in `arg`, which
+    // keeps them alive until TF calls tensor_dealloc (once; TF copies unaligned
+    // buffers and calls it at once). TF does not write into buffers it does not own.
+    unsafe {
+        let out = (api.new_tensor)(
+            want,
+            dims.as_ptr(),
+            dims.len() as c_int,
+            ptr,
+            len,
+            tensor_dealloc,
+            arg.cast(),
+        );
+        if out.is_null() {
+            return Err((
+                TF_INTERNAL,
+                format!("tensorbridge: TF_NewTensor refused component {}", i - 1),
+            ));
+        }
+        (api.set_output)(ctx, i, out, st.s);
+        (api.delete_tensor)(out);
+    }
+    st.check("setting an output")
+}
+
+/// Allocate output `i` (`dtype`, `dims`) and fill its bytes with `fill`.
+///
+/// # Safety
+/// `ctx` must be the context of the running compute call.
+unsafe fn set_filled(
+    api: &Api,
+    ctx: *mut Ctx,
+    i: c_int,
+    dtype: c_int,
+    dims: &[i64],
+    fill: u8,
+) -> Result<(), Fail> {
+    let st = OwnedStatus::new(api);
+    let len = usize::from(dims.is_empty()); // a bool scalar: 1 byte; [0]: none
+                                            // SAFETY: ctx is live (our contract); the tensor TF allocates holds `len`
+                                            // bytes, written before it is released.
+    unsafe {
+        let t = (api.allocate_output)(ctx, i, dtype, dims.as_ptr(), dims.len() as c_int, len, st.s);
+        st.check("allocating an output")?;
+        if len > 0 {
+            ((api.tensor_data)(t) as *mut u8).write(fill);
+        }
+        (api.delete_tensor)(t);
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn next_compute(_kernel: *mut c_void, ctx: *mut Ctx) {
+    let Some(api) = API.get() else { return };
+    let run = || -> Result<(), Fail> {
+        // SAFETY: ctx is the running kernel's context (TF's call), here and below.
+        let id = unsafe { input_id(api, ctx) }?;
+        // SAFETY: as above.
+        let n = unsafe { (api.num_outputs)(ctx) };
+        let elem = pull(id)?;
+        // SAFETY: as above; output 0 is the bool scalar.
+        unsafe { set_filled(api, ctx, 0, TF_BOOL, &[], u8::from(elem.is_some())) }?;
+        match elem {
+            None => {
+                for i in 1..n {
+                    // SAFETY: as above; 1 <= i < n outputs.
+                    let dt = unsafe { (api.expected_output)(ctx, i) };
+                    // SAFETY: as above.
+                    unsafe { set_filled(api, ctx, i, dt, &[0], 0) }?;
+                }
+            }
+            Some(v) => {
+                if v.len() + 1 != n as usize {
+                    return Err((
+                        TF_INVALID_ARGUMENT,
+                        format!(
+                            "tensorbridge: an element has {} components, the op {}",
+                            v.len(),
+                            n - 1
+                        ),
+                    ));
+                }
+                for (i, t) in (1..n).zip(v) {
+                    // SAFETY: as above; 1 <= i < n outputs.
+                    let want = unsafe { (api.expected_output)(ctx, i) };
+                    // SAFETY: as above.
+                    unsafe { set_tensor(api, ctx, i, want, t) }?;
+                }
+            }
+        }
+        Ok(())
+    };
+    if let Err(f) = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+        Err((
+            TF_INTERNAL,
+            "tensorbridge: a panic in the iterator op".into(),
+        ))
+    }) {
+        // SAFETY: ctx is the running kernel's context.
+        unsafe { report(api, ctx, f) };
+    }
+}
+
+/// An op to register: name, attrs, inputs, outputs, CPU kernel.
+type OpSpec = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+    unsafe extern "C" fn(*mut c_void, *mut Ctx),
+);
+
+fn register(api: &Api) -> Result<(), String> {
+    let st = OwnedStatus::new(api);
+    let ops: [OpSpec; 2] = [
+        (
+            "TensorbridgeIteratorGuard",
+            &[],
+            &["id: int64"],
+            &["handle: int64"],
+            guard_compute,
+        ),
+        (
+            "TensorbridgeNext",
+            &["out_types: list(type) >= 1"],
+            &["handle: int64"],
+            &["ok: bool", "components: out_types"],
+            next_compute,
+        ),
+    ];
+    for (name, attrs, inputs, outputs, compute) in ops {
+        let cname = cstring(name);
+        // SAFETY: the builder from TF_NewOpDefinitionBuilder is consumed by
+        // TF_RegisterOpDefinition; every string is NUL-terminated and copied by TF.
+        unsafe {
+            let b = (api.new_op)(cname.as_ptr());
+            for a in attrs {
+                (api.op_attr)(b, cstring(a).as_ptr());
+            }
+            for a in inputs {
+                (api.op_input)(b, cstring(a).as_ptr());
+            }
+            for a in outputs {
+                (api.op_output)(b, cstring(a).as_ptr());
+            }
+            (api.op_stateful)(b, true);
+            (api.op_shape_fn)(b, shape_fn);
+            (api.register_op)(b, st.s);
+        }
+        st.check(&format!("registering op {name}"))
+            .map_err(|f| f.1)?;
+        let cpu = cstring("CPU");
+        // SAFETY: as above; TF_RegisterKernelBuilder takes the kernel builder.
+        unsafe {
+            let k = (api.new_kernel)(
+                cname.as_ptr(),
+                cpu.as_ptr(),
+                kernel_create,
+                compute,
+                kernel_delete,
+            );
+            (api.register_kernel)(cname.as_ptr(), k, st.s);
+        }
+        st.check(&format!("registering the CPU kernel of {name}"))
+            .map_err(|f| f.1)?;
+    }
+    Ok(())
+}
+
+/// Register the ops with TensorFlow (once per process). `addresses`: the address of
+/// each C function named in `tf_symbols()`, from the loaded
+/// `libtensorflow_framework.so.2`. Raises RuntimeError saying what failed.
+#[pyfunction]
+fn tf_install(addresses: HashMap<String, usize>) -> PyResult<()> {
+    let result = INSTALLED.get_or_init(|| {
+        let mut a = [0usize; 25];
+        for (slot, name) in a.iter_mut().zip(SYMBOLS) {
+            *slot = match addresses.get(name) {
+                Some(&p) if p != 0 => p,
+                _ => return Err(format!("TensorFlow does not export {name}")),
+            };
+        }
+        // SAFETY: the Python side resolved each name in TensorFlow's own library,
+        // which stays loaded for the life of the process.
+        let api = API.get_or_init(|| unsafe { Api::from_addresses(&a) });
+        register(api)
+    });
+    result.clone().map_err(PyRuntimeError::new_err)
+}
+
+/// The C functions `tf_install` needs.
+#[pyfunction]
+fn tf_symbols() -> Vec<&'static str> {
+    SYMBOLS.to_vec()
+}
+
+/// Start one epoch of `ds` for the TensorFlow op; returns its handle.
+#[pyfunction]
+fn tf_open(py: Python<'_>, ds: PyRef<'_, PyDataset>) -> PyResult<i64> {
+    if API.get().is_none() {
+        return Err(PyValueError::new_err(
+            "tf_open: the TensorFlow ops are not installed",
+        ));
+    }
+    let d = ds.dataset().clone();
+    let it = py.allow_threads(|| d.iter()).map_err(crate::to_py)?;
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    registry().lock().unwrap_or_else(|e| e.into_inner()).insert(
+        id,
+        Arc::new(Entry {
+            it: Mutex::new(Some(it)),
+        }),
+    );
+    Ok(id)
+}
+
+/// `(handles, iterators, shared)`: handles still registered (epochs TensorFlow still
+/// holds), how many of them still run a pipeline iterator, and how many tensors
+/// TensorFlow holds that share a pipeline buffer (not copies). For tests.
+#[pyfunction]
+fn tf_stats() -> (usize, usize, usize) {
+    let r = registry().lock().unwrap_or_else(|e| e.into_inner());
+    let live = r
+        .values()
+        .filter(|e| e.it.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+        .count();
+    (r.len(), live, SHARED.load(Ordering::Relaxed))
+}
+
+/// Add the TensorFlow bridge functions to `tensorbridge._core`.
+pub fn register_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(tf_install, m)?)?;
+    m.add_function(wrap_pyfunction!(tf_symbols, m)?)?;
+    m.add_function(wrap_pyfunction!(tf_open, m)?)?;
+    m.add_function(wrap_pyfunction!(tf_stats, m)?)?;
+    Ok(())
+}
