@@ -62,6 +62,31 @@ impl ObjectStream {
         })
     }
 
+    /// Stream `range` of `object` (clamped to the object) whose first bytes,
+    /// `prefix`, are at hand already (read with the object's header): the stream
+    /// yields them first, then reads on from `range.start + prefix.len()` in full
+    /// chunks.
+    pub fn after(object: &RemoteObject, prefix: Bytes, range: Range<u64>) -> Result<ObjectStream> {
+        let end = range.end.min(object.size());
+        let start = range.start.min(end);
+        let prefix = prefix.slice(..prefix.len().min((end - start) as usize));
+        let mut chunks = vec![];
+        let mut pos = start + prefix.len() as u64;
+        while pos < end {
+            let e = (pos + CHUNK).min(end);
+            chunks.push(pos..e);
+            pos = e;
+        }
+        Ok(ObjectStream {
+            rx: None,
+            pending: Some((object.clone(), chunks)),
+            current: prefix,
+            task: None,
+            url: object.url().to_string(),
+            finished: false,
+        })
+    }
+
     /// Start the read-ahead task (on the first read, so a stream made but never read
     /// sends no request).
     fn start(&mut self) -> io::Result<()> {
