@@ -13,8 +13,9 @@ use crate::error::{Error, Result};
 
 /// Bytes per ranged GET of a stream.
 const CHUNK: u64 = 4 << 20;
-/// Ranged GETs in flight ahead of the reader.
-const AHEAD: usize = 3;
+/// Ranged GETs in flight ahead of the reader (with [`CHUNK`]: 16 MiB, besides the
+/// chunk being read and one waiting).
+const AHEAD: usize = 4;
 
 /// A range of an object read in order (`Read`): ranged GETs of a few MiB run ahead
 /// of the reader on the shared runtime (memory is bounded by a few chunks, whatever
