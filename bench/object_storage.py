@@ -1,8 +1,14 @@
 """Object storage (issue 9): tensorbridge vs boto3 and s3fs against one local S3 server.
 
     python bench/object_storage.py [--objects 64] [--mib 16] [--repeat 3] [--headers 1000]
+                                   [--server moto|s3s] [--s3s-bin PATH]
 
-Starts moto's S3 server (a Python server, in this process) on 127.0.0.1, uploads
+Starts a local S3 server on 127.0.0.1 — moto's (a Python server, in this process; the
+default) or, with ``--server s3s``, s3s-fs (a Rust S3 server over a temporary
+directory, in its own process; install it with
+``cargo install s3s-fs --version 0.14.1 --locked --features binary --root /work/s3s``
+and give its binary with ``--s3s-bin`` or ``TB_S3S_FS``; default
+``/work/s3s/bin/s3s-fs``) — uploads
 ``--objects`` × ``--mib`` MiB ``.npy`` objects, then, in the same run, reads them all
 with each contender, each in its own subprocess (so its peak RSS, ``ru_maxrss``, is its
 own), ``--repeat`` times, and prints medians and ratios:
@@ -21,7 +27,9 @@ object, 16 threads) and s3fs (glob + a 128-byte read per object).
 
 moto is a Python (werkzeug) server: a few ms of fixed cost per request and a ceiling
 of a few hundred MB/s at best on one core; every figure here is bounded by it, which
-is why the plain-GET line is printed as the reference.
+is why the plain-GET line is printed as the reference. s3s-fs answers from files in
+a directory (the page cache) with far less cost per request: the client's own costs
+show.
 """
 
 from __future__ import annotations
@@ -232,6 +240,8 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--headers", type=int, default=1000)
+    ap.add_argument("--server", choices=["moto", "s3s"], default="moto")
+    ap.add_argument("--s3s-bin", default=os.environ.get("TB_S3S_FS", "/work/s3s/bin/s3s-fs"))
     ap.add_argument("--child", nargs=4, metavar=("NAME", "ENDPOINT", "BUCKET", "KEYS"))
     ap.add_argument("--headers-child", nargs=4, metavar=("NAME", "ENDPOINT", "BUCKET", "PREFIX"))
     args = ap.parse_args()
@@ -243,20 +253,13 @@ def main() -> None:
         print(json.dumps(headers_child(*args.headers_child)))
         return
 
-    import logging
-
     import numpy as np
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
     from fault_proxy import FaultProxy
 
-    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{server._server.server_port}"
-    print(f"moto server at {endpoint}; {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+    server = start_server(args)
+    endpoint = f"http://127.0.0.1:{server.port}"
+    print(f"{args.server} server at {endpoint}; {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
     client = boto_client(endpoint)
     bucket = "bench"
     client.create_bucket(Bucket=bucket)
@@ -306,7 +309,7 @@ def main() -> None:
               f"{(lim / s if lim else float('nan')):12.0%} {(boto / s if boto else float('nan')):8.2f}x")
 
     # Requests and bytes for one object, through the counting proxy.
-    proxy = FaultProxy(("127.0.0.1", server._server.server_port))
+    proxy = FaultProxy(("127.0.0.1", server.port))
     print(f"\nOne {args.mib} MiB object through the counting proxy")
     print(f"{'contender':22s} {'requests':>9s} {'MiB down':>9s}")
     one = [c for c in contenders if c in ("boto3", "s3fs", "tb.load")]
@@ -342,6 +345,57 @@ def main() -> None:
                   f"{statistics.median(down) / 1024:9.0f}")
     proxy.stop()
     server.stop()
+
+
+class Server:
+    """A local S3 server: its port and how to stop it."""
+
+    def __init__(self, port: int, stop) -> None:
+        self.port = port
+        self.stop = stop
+
+
+def start_server(args) -> Server:
+    if args.server == "moto":
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        moto.start()
+        return Server(moto._server.server_port, moto.stop)
+    import shutil
+    import socket
+
+    if not os.access(args.s3s_bin, os.X_OK):
+        raise SystemExit(f"--server s3s: no s3s-fs binary at {args.s3s_bin} (see the docstring)")
+    root = tempfile.mkdtemp(prefix="tb-s3s-")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [args.s3s_bin, "--host", "127.0.0.1", "--port", str(port),
+         "--access-key", KEY_ID, "--secret-key", SECRET, root],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"s3s-fs did not start (exit code {proc.poll()})")
+            time.sleep(0.1)
+
+    def stop() -> None:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(root, ignore_errors=True)
+
+    return Server(port, stop)
 
 
 def npy_bytes(a) -> bytes:

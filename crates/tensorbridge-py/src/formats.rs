@@ -12,7 +12,7 @@ use tensorbridge::format::npy::{self, LoadOptions};
 use tensorbridge::format::npz::{self, NpzArchive};
 use tensorbridge::format::{self, FileFormat};
 
-use tensorbridge::location::{Location, RemoteObject};
+use tensorbridge::location::Location;
 
 use crate::{location, parse_casting, parse_dtype, Held, OrPy, PyTensor};
 
@@ -44,7 +44,7 @@ fn load_npy(
     let t = py
         .allow_threads(|| match &loc {
             Location::Local(p) => npy::load(p, &opts),
-            Location::Remote(r) => npy::load_remote(&RemoteObject::open(r)?, None, &opts),
+            Location::Remote(r) => npy::load_url(r, &opts),
         })
         .or_py()?;
     Ok(PyTensor { inner: t })

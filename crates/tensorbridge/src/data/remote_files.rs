@@ -128,7 +128,10 @@ pub(crate) fn open_npz(p: &Path, opts: &StorageOptions) -> Result<NpzArchive> {
 pub(crate) fn npy_header(p: &Path, opts: &StorageOptions) -> Result<NpyHeader> {
     match location(p, opts)? {
         Location::Local(p) => npy::read_header(p),
-        Location::Remote(r) => npy::read_header_remote(&crate::location::RemoteObject::open(&r)?),
+        Location::Remote(r) => {
+            let (obj, head) = crate::location::RemoteObject::open_reading(&r, npy::remote::HEAD)?;
+            npy::remote::header_from_head(&obj, head)
+        }
     }
 }
 
@@ -136,11 +139,7 @@ pub(crate) fn npy_header(p: &Path, opts: &StorageOptions) -> Result<NpyHeader> {
 pub(crate) fn load_npy(p: &Path, opts: &StorageOptions, lo: &LoadOptions) -> Result<Tensor> {
     match location(p, opts)? {
         Location::Local(p) => npy::load(p, lo),
-        Location::Remote(r) => npy::load_remote(
-            &crate::location::RemoteObject::open(&r)?,
-            None,
-            &in_memory(lo),
-        ),
+        Location::Remote(r) => npy::load_url(&r, &in_memory(lo)),
     }
 }
 

@@ -36,6 +36,10 @@ use crate::tensor::{Index, Tensor};
 /// tests use tiny chunks, so that small files cross many chunk boundaries.
 pub(crate) const CHUNK_BYTES: usize = if cfg!(test) { 64 } else { 8 << 20 };
 
+/// Bytes of the first read of an opened `.npy` object: its header and its first
+/// rows, in one request.
+const OPEN_FIRST: usize = 1 << 20;
+
 /// Where a component's element bytes come from.
 enum Source {
     /// A whole `.npy` image whose header has been read (an `.npz` member: the reader
@@ -203,8 +207,9 @@ impl RemoteRows {
         let mut streams = Vec::with_capacity(plan.spec.len());
         match &plan.keys {
             None => {
-                let obj = RemoteObject::open(url)?;
-                let h = npy::read_header_remote(&obj)?;
+                // One GET: the header and the first rows (no HEAD).
+                let (obj, head) = RemoteObject::open_reading(url, OPEN_FIRST)?;
+                let h = npy::remote::header_from_head(&obj, head.clone())?;
                 npy::check_data_fits(&h, obj.size(), &name)?;
                 let stored = check(&h, entry, &plan.spec[0], &name)?;
                 if rows_apart(&h) {
@@ -212,7 +217,12 @@ impl RemoteRows {
                 }
                 let row_bytes = h.itemsize() * h.shape[1..].iter().product::<usize>();
                 let at = |r: usize| (h.data_offset + r * row_bytes) as u64;
-                let s = ObjectStream::new(&obj, at(start.min(entry.rows))..at(entry.rows))?;
+                let range = at(start.min(entry.rows))..at(entry.rows);
+                let s = match head.get(range.start as usize..) {
+                    // The rows from `start` begin inside the first read: stream on after it.
+                    Some(rows) => ObjectStream::after(&obj, head.slice_ref(rows), range)?,
+                    _ => ObjectStream::new(&obj, range)?,
+                };
                 streams.push(Stream::new(Source::Raw(s), name, h, stored, start));
             }
             Some(keys) => {
@@ -290,8 +300,8 @@ pub(crate) fn read_one_row(
     };
     if plan.keys.is_none() {
         let name = url.as_str();
-        let obj = RemoteObject::open(url)?;
-        let h = npy::read_header_remote(&obj)?;
+        let (obj, head) = RemoteObject::open_reading(url, npy::remote::HEAD)?;
+        let h = npy::remote::header_from_head(&obj, head)?;
         npy::check_data_fits(&h, obj.size(), name)?;
         let stored = check(&h, entry, &plan.spec[0], name)?;
         if rows_apart(&h) {

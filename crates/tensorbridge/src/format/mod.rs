@@ -188,8 +188,8 @@ pub fn detect_location(loc: &Location) -> Option<FileFormat> {
     match loc {
         Location::Local(p) => detect(p),
         Location::Remote(r) => {
-            let head = RemoteObject::open(r)
-                .and_then(|o| o.get_upto(0, 12))
+            let head = RemoteObject::open_reading(r, 12)
+                .map(|(_, head)| head)
                 .unwrap_or_default();
             FileFormat::sniff(&head).or_else(|| ext_format(loc))
         }
@@ -215,15 +215,18 @@ pub fn load_location(loc: &Location, opts: &npy::LoadOptions) -> Result<Loaded> 
     if opts.mmap == Some(true) {
         return Err(crate::location::no_mmap_remote(r.as_str()));
     }
-    let obj = RemoteObject::open(r)?;
-    let head = npy::remote::read_head(&obj)?;
+    // An `.npy` name: the object is wanted whole (its rest in flight with the first read).
+    let whole = ext_format(loc) == Some(FileFormat::Npy);
+    let (obj, head, rest) = npy::open_for_load(r, whole)?;
     match FileFormat::sniff(&head).or_else(|| ext_format(loc)) {
         Some(FileFormat::Npz) => Ok(Loaded::Archive(npz::NpzArchive::open_remote(obj)?)),
         Some(f @ (FileFormat::Safetensors | FileFormat::Tfrecord)) => Err(format_err(
             r.as_str(),
             format!("a .{f} file, not .npy or .npz: read it with the {f} reader (tb.io)"),
         )),
-        Some(FileFormat::Npy) | None => npy::load_remote(&obj, Some(head), opts).map(Loaded::Array),
+        Some(FileFormat::Npy) | None => {
+            npy::load_remote_with(&obj, head, rest, opts).map(Loaded::Array)
+        }
     }
 }
 

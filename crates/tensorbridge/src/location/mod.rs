@@ -46,7 +46,7 @@ mod stream;
 mod write;
 
 pub use glob::{glob, has_wildcard};
-pub use object::{list, ObjectInfo, RemoteObject};
+pub use object::{list, ObjectInfo, Pieces, RemoteObject, PIECE};
 pub use runtime::set_interrupt_check;
 pub use stats::{get_stats, reset_get_stats, GetStats};
 pub use stream::ObjectStream;
@@ -226,7 +226,9 @@ impl Location {
         Some(ext.to_ascii_lowercase())
     }
 
-    /// Open the object for reading (one HEAD request: its size and ETag).
+    /// Open the object for reading (one HEAD request: its size and ETag; readers
+    /// that read its first bytes anyway use [`RemoteObject::open_reading`], which
+    /// needs no HEAD).
     /// `None` for a local path.
     pub fn open_remote(&self) -> Result<Option<RemoteObject>> {
         match self {

@@ -1,4 +1,4 @@
-//! The one small tokio runtime every remote request runs on, created lazily, and
+//! The one tokio runtime every remote request runs on, created lazily, and
 //! the blocking facade over it.
 
 use std::future::Future;
@@ -7,9 +7,15 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Worker threads of the shared runtime: requests are I/O-bound, so two suffice for
-/// many requests in flight.
-const WORKERS: usize = 2;
+/// Worker threads of the shared runtime: one per core, at least 4 and at most 16.
+/// The workers receive every response body (and copy it out of the socket), so
+/// several callers (Python threads, a `from_files` pipeline) reading at once need
+/// more than two of them; on a busy machine each thread's share of the CPU counts.
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get())
+        .clamp(4, 16)
+}
 
 /// The shared runtime of this process. A child made by `fork` (multiprocessing,
 /// DataLoader workers) has none of its parent's threads, so it gets a runtime of its
@@ -24,7 +30,7 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
+        .worker_threads(workers())
         .thread_name("tensorbridge-io")
         .enable_all()
         .build()

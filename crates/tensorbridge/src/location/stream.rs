@@ -13,8 +13,9 @@ use crate::error::{Error, Result};
 
 /// Bytes per ranged GET of a stream.
 const CHUNK: u64 = 4 << 20;
-/// Ranged GETs in flight ahead of the reader.
-const AHEAD: usize = 3;
+/// Ranged GETs in flight ahead of the reader (with [`CHUNK`]: 16 MiB, besides the
+/// chunk being read and one waiting).
+const AHEAD: usize = 4;
 
 /// A range of an object read in order (`Read`): ranged GETs of a few MiB run ahead
 /// of the reader on the shared runtime (memory is bounded by a few chunks, whatever
@@ -56,6 +57,31 @@ impl ObjectStream {
             rx: None,
             pending: Some((object.clone(), chunks)),
             current: Bytes::new(),
+            task: None,
+            url: object.url().to_string(),
+            finished: false,
+        })
+    }
+
+    /// Stream `range` of `object` (clamped to the object) whose first bytes,
+    /// `prefix`, are at hand already (read with the object's header): the stream
+    /// yields them first, then reads on from `range.start + prefix.len()` in full
+    /// chunks.
+    pub fn after(object: &RemoteObject, prefix: Bytes, range: Range<u64>) -> Result<ObjectStream> {
+        let end = range.end.min(object.size());
+        let start = range.start.min(end);
+        let prefix = prefix.slice(..prefix.len().min((end - start) as usize));
+        let mut chunks = vec![];
+        let mut pos = start + prefix.len() as u64;
+        while pos < end {
+            let e = (pos + CHUNK).min(end);
+            chunks.push(pos..e);
+            pos = e;
+        }
+        Ok(ObjectStream {
+            rx: None,
+            pending: Some((object.clone(), chunks)),
+            current: prefix,
             task: None,
             url: object.url().to_string(),
             finished: false,

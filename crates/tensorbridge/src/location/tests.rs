@@ -229,3 +229,103 @@ fn globs_a_prefix_listing_sorted() {
     assert!(urls("memory:///loc-tests/g/*.tfrecord").is_empty());
     assert!(has_wildcard("s3://b/*.npy") && !has_wildcard("s3://b/x.npy"));
 }
+
+/// Every piece of `rest` placed at its offset after `head`: the whole object.
+fn assemble(size: u64, head: &[u8], mut rest: Pieces) -> Vec<u8> {
+    let mut out = vec![0u8; size as usize];
+    let mut seen = vec![false; size as usize];
+    out[..head.len()].copy_from_slice(head);
+    seen[..head.len()].iter_mut().for_each(|s| *s = true);
+    while let Some((at, b)) = rest.next_piece().unwrap() {
+        let at = at as usize;
+        assert!(seen[at..at + b.len()].iter().all(|s| !s), "overlap at {at}");
+        out[at..at + b.len()].copy_from_slice(&b);
+        seen[at..at + b.len()].iter_mut().for_each(|s| *s = true);
+    }
+    assert!(seen.iter().all(|&s| s), "a byte was never fetched");
+    out
+}
+
+#[test]
+fn open_reading_takes_size_and_etag_from_the_first_get() {
+    let data: Vec<u8> = (0..(17u32 << 20) + 5)
+        .map(|i| (i * 13 % 241) as u8)
+        .collect();
+    put("loc-tests/first.bin", data.clone());
+    let url = remote("memory:///loc-tests/first.bin");
+    let (obj, head) = RemoteObject::open_reading(&url, 4096).unwrap();
+    assert_eq!(obj.size(), data.len() as u64);
+    assert!(obj.etag().is_some());
+    assert_eq!(head.as_ref(), &data[..4096]);
+    // A first read longer than the object: the object's bytes, no error.
+    put("loc-tests/short.bin", b"abc".to_vec());
+    let (short, head) =
+        RemoteObject::open_reading(&remote("memory:///loc-tests/short.bin"), 1 << 20).unwrap();
+    assert_eq!((short.size(), head.as_ref()), (3, &b"abc"[..]));
+    // A 0-byte object: its range is refused; a HEAD tells it is empty.
+    put("loc-tests/empty.bin", vec![]);
+    let (empty, head) =
+        RemoteObject::open_reading(&remote("memory:///loc-tests/empty.bin"), 4096).unwrap();
+    assert_eq!((empty.size(), head.len()), (0, 0));
+    let e = RemoteObject::open_reading(&remote("memory:///loc-tests/no-such.bin"), 64).unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    // The whole object: the first piece, then the rest in pieces.
+    let (obj, head, rest) = RemoteObject::open_whole(&url, PIECE).unwrap();
+    assert_eq!(head.len(), PIECE);
+    assert_eq!(assemble(obj.size(), &head, rest), data);
+    let (obj, head, rest) =
+        RemoteObject::open_whole(&remote("memory:///loc-tests/short.bin"), PIECE).unwrap();
+    assert_eq!(assemble(obj.size(), &head, rest), b"abc");
+    let (obj, head, rest) =
+        RemoteObject::open_whole(&remote("memory:///loc-tests/empty.bin"), PIECE).unwrap();
+    assert!(assemble(obj.size(), &head, rest).is_empty());
+}
+
+#[test]
+fn rest_of_a_replaced_object_is_an_error() {
+    put("loc-tests/replaced-whole.bin", vec![1u8; 20 << 20]);
+    let url = remote("memory:///loc-tests/replaced-whole.bin");
+    let (_, head, mut rest) = RemoteObject::open_whole(&url, 1 << 20).unwrap();
+    assert!(head.iter().all(|&b| b == 1));
+    put("loc-tests/replaced-whole.bin", vec![2u8; 20 << 20]);
+    // Pieces may have been fetched before the replacement; a later one fails.
+    let mut err = None;
+    loop {
+        match rest.next_piece() {
+            Ok(Some((_, b))) => assert!(b.iter().all(|&x| x == 1), "a piece of the new version"),
+            Ok(None) => break,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    // The memory store answers fast: when every piece came before the put, the
+    // bytes are all of the old version (checked above) — never mixed.
+    if let Some(e) = err {
+        assert!(matches!(e, Error::ObjectChanged { .. }), "{e:?}");
+    }
+}
+
+#[test]
+fn ranges_split_into_even_pieces() {
+    use super::object::split;
+    let p = PIECE as u64;
+    let lens = |r: std::ops::Range<u64>| split(r).map(|r| r.end - r.start).collect::<Vec<_>>();
+    assert!(lens(5..5).is_empty());
+    assert_eq!(lens(0..1), [1]);
+    assert_eq!(lens(0..p), [p]);
+    // A piece and a few bytes stay one request; two pieces are two.
+    assert_eq!(lens(3..3 + p + 128), [p + 128]);
+    assert_eq!(lens(0..2 * p), [p, p]);
+    let r = 7..7 + 5 * p + 3;
+    let pieces: Vec<_> = split(r.clone()).collect();
+    assert_eq!(pieces.first().unwrap().start, r.start);
+    assert_eq!(pieces.last().unwrap().end, r.end);
+    assert!(pieces.windows(2).all(|w| w[0].end == w[1].start));
+    let (lo, hi) = (
+        pieces.iter().map(|r| r.end - r.start).min().unwrap(),
+        pieces.iter().map(|r| r.end - r.start).max().unwrap(),
+    );
+    assert!(hi - lo <= 1 && hi <= p + p / 4, "{lo} {hi}");
+}

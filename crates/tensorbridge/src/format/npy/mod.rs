@@ -62,7 +62,10 @@ pub mod write;
 
 pub use header::NpyHeader;
 pub use read::{from_bytes, load, open, read_from_parts, read_header, LoadOptions, NpyReader};
-pub use remote::{load_remote, open_remote, read_header_remote, read_headers_remote};
+pub use remote::{
+    load_remote, load_remote_with, load_url, open_for_load, open_remote, read_header_remote,
+    read_headers_remote,
+};
 pub use write::{save, save_location, write, NpyWriter};
 
 pub(crate) use read::{

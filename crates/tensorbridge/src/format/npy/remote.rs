@@ -1,14 +1,17 @@
-//! Reading `.npy` objects of a store: one small ranged read for the header (a second
-//! only when the header is longer), then the data read concurrently by ranges
-//! straight into the tensor's buffer.
+//! Reading `.npy` objects of a store. Loading a whole object: one ranged GET of its
+//! first [`WHOLE_FIRST`] bytes (the header and the start of the data; no HEAD — the
+//! response tells the object's size and ETag) and, as soon as that response's
+//! headers arrive, the rest of the object in concurrent ranges, all copied straight
+//! into the tensor's buffer: two requests for a 16 MiB object. Reading a header
+//! alone: one small ranged read (a second only when the header is longer).
 
 use bytes::Bytes;
 
 use super::header::{preamble, NpyHeader};
 use super::read::{build_filled, check_data_fits, convert_from, obstacle};
 use super::{LoadOptions, NpyReader};
-use crate::error::Result;
-use crate::location::{block_on, no_mmap_remote, ObjectStream, RemoteObject, RemoteUrl};
+use crate::error::{Error, Result};
+use crate::location::{block_on, no_mmap_remote, ObjectStream, Pieces, RemoteObject, RemoteUrl};
 use crate::tensor::Tensor;
 use futures::StreamExt;
 
@@ -16,9 +19,38 @@ use futures::StreamExt;
 /// enough to tell any format by.
 pub(crate) const HEAD: usize = 4096;
 
+/// Bytes of the first read of an object loaded whole: one piece of the concurrent
+/// read (the header and the start of the data).
+pub const WHOLE_FIRST: usize = crate::location::PIECE;
+
 /// The first bytes of `obj` (up to [`HEAD`]).
 pub(crate) fn read_head(obj: &RemoteObject) -> Result<Bytes> {
     obj.get_upto(0, HEAD)
+}
+
+/// Open the object `r` for `tb.load`: `whole` (an `.npy` name: the object is wanted
+/// whole) reads its first [`WHOLE_FIRST`] bytes and starts the rest in flight
+/// ([`RemoteObject::open_whole`]); otherwise only its first [`HEAD`] bytes are read
+/// (enough to tell the format and hold an `.npy` header; an `.npz` archive then
+/// reads its directory alone). No HEAD request either way.
+pub fn open_for_load(r: &RemoteUrl, whole: bool) -> Result<(RemoteObject, Bytes, Option<Pieces>)> {
+    if whole {
+        let (obj, head, rest) = RemoteObject::open_whole(r, WHOLE_FIRST)?;
+        Ok((obj, head, Some(rest)))
+    } else {
+        let (obj, head) = RemoteObject::open_reading(r, HEAD)?;
+        Ok((obj, head, None))
+    }
+}
+
+/// Load the `.npy` object at `r` into an owned tensor: two requests for an object
+/// of up to two pieces (see the module documentation), no HEAD.
+pub fn load_url(r: &RemoteUrl, opts: &LoadOptions) -> Result<Tensor> {
+    if opts.mmap == Some(true) {
+        return Err(no_mmap_remote(r.as_str()));
+    }
+    let (obj, head, rest) = open_for_load(r, true)?;
+    load_remote_with(&obj, head, rest, opts)
 }
 
 /// The header of `obj`, whose first bytes `head` holds (one more read when the
@@ -43,15 +75,14 @@ pub fn read_header_remote(obj: &RemoteObject) -> Result<NpyHeader> {
 pub const HEADERS_IN_FLIGHT: usize = 64;
 
 /// Open the `.npy` objects `urls` and read their headers concurrently (at most
-/// [`HEADERS_IN_FLIGHT`] in flight: a HEAD and one small ranged read each, rarely
-/// two), in the order given; each result names its URL on error. What a dataset over
+/// [`HEADERS_IN_FLIGHT`] in flight: one small ranged read each, rarely two; no
+/// HEAD), in the order given; each result names its URL on error. What a dataset over
 /// thousands of objects needs to know its length in seconds.
 pub fn read_headers_remote(urls: &[RemoteUrl]) -> Result<Vec<Result<(RemoteObject, NpyHeader)>>> {
     block_on(
         futures::stream::iter(urls)
             .map(|u| async move {
-                let obj = RemoteObject::open_async(u).await?;
-                let head = obj.get_async(0..obj.size().min(HEAD as u64)).await?;
+                let (obj, head) = RemoteObject::open_reading_async(u, HEAD).await?;
                 let (_, data_offset) = preamble(&head, obj.url())?;
                 let bytes = if data_offset > head.len() && data_offset as u64 <= obj.size() {
                     obj.get_async(0..data_offset as u64).await?
@@ -71,29 +102,89 @@ pub fn read_headers_remote(urls: &[RemoteUrl]) -> Result<Vec<Result<(RemoteObjec
 /// read already. Byte swapping, Fortran order and casts as for a local file read
 /// without mapping; `mmap: Some(true)` is refused (there is no local file).
 pub fn load_remote(obj: &RemoteObject, head: Option<Bytes>, opts: &LoadOptions) -> Result<Tensor> {
-    let name = obj.url();
     if opts.mmap == Some(true) {
-        return Err(no_mmap_remote(name));
+        return Err(no_mmap_remote(obj.url()));
     }
     let head = match head {
         Some(h) => h,
         None => read_head(obj)?,
     };
-    let header = header_from_head(obj, head)?;
+    load_remote_with(obj, head, None, opts)
+}
+
+/// [`load_remote`] of an object opened by [`open_for_load`]: `head` its first bytes,
+/// `rest` the rest of it in flight (else the data is read by concurrent ranges).
+pub fn load_remote_with(
+    obj: &RemoteObject,
+    head: Bytes,
+    rest: Option<Pieces>,
+    opts: &LoadOptions,
+) -> Result<Tensor> {
+    let name = obj.url();
+    if opts.mmap == Some(true) {
+        return Err(no_mmap_remote(name));
+    }
+    let header = header_from_head(obj, head.clone())?;
     let stored = header.resolve_dtype(opts.dtype, name)?;
     let target = opts.dtype.unwrap_or(stored);
     stored.check_cast(target, opts.casting)?;
     check_data_fits(&header, obj.size(), name)?;
     let start = header.data_offset as u64;
+    let mut rest = rest;
+    let mut fill = |buf: &mut [u8]| match rest.take() {
+        // The data's start lies in `head` (the header is shorter than the first read).
+        Some(pieces) if start <= head.len() as u64 => fill_from(obj, &head, pieces, start, buf),
+        _ => obj.read_into(start, buf),
+    };
     // Read into a fresh (aligned) buffer: its address and offset count as 0.
     if obstacle(&header, stored, target, 0, 0)?.is_none() && !header.fortran_order {
-        return build_filled(stored, &header.shape, |buf| obj.read_into(start, buf));
+        return build_filled(stored, &header.shape, fill);
     }
     let mut data = vec![0u8; header.data_len()];
-    obj.read_into(start, &mut data)?;
+    fill(&mut data)?;
     let mut h = header;
     h.data_offset = 0;
     convert_from(&h, &data, stored, target, opts)
+}
+
+/// Fill `buf` with the object's bytes from offset `start`: those `head` (its first
+/// bytes) holds, then each piece of `rest` (the rest of the object, in the order the
+/// pieces arrive) copied into place. Every byte of `buf` is written, or an error.
+fn fill_from(
+    obj: &RemoteObject,
+    head: &[u8],
+    mut rest: Pieces,
+    start: u64,
+    buf: &mut [u8],
+) -> Result<()> {
+    // Copy the part of `bytes` (at object offset `at`) inside `buf`'s range; its length.
+    fn place(buf: &mut [u8], start: u64, at: u64, bytes: &[u8]) -> u64 {
+        let lo = at.max(start);
+        let hi = (at + bytes.len() as u64).min(start + buf.len() as u64);
+        if lo >= hi {
+            return 0;
+        }
+        let src = &bytes[(lo - at) as usize..(hi - at) as usize];
+        buf[(lo - start) as usize..(hi - start) as usize].copy_from_slice(src);
+        hi - lo
+    }
+    let mut filled = place(buf, start, 0, head);
+    while filled < buf.len() as u64 {
+        match rest.next_piece()? {
+            Some((at, bytes)) => filled += place(buf, start, at, &bytes),
+            None => break,
+        }
+    }
+    if filled != buf.len() as u64 {
+        return Err(Error::Remote {
+            url: obj.url().to_string(),
+            reason: format!(
+                "the object's ranges held {filled} of the {} data bytes",
+                buf.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Open the `.npy` object `obj` for streaming (read-ahead); checks up front that the
