@@ -58,11 +58,13 @@
 pub mod header;
 pub mod read;
 pub mod remote;
+pub mod remote_range;
 pub mod write;
 
 pub use header::NpyHeader;
 pub use read::{from_bytes, load, open, read_from_parts, read_header, LoadOptions, NpyReader};
 pub use remote::{load_remote, open_remote, read_header_remote, read_headers_remote};
+pub use remote_range::{load_rows_at, load_rows_remote, read_header_at};
 pub use write::{save, save_location, write, NpyWriter};
 
 pub(crate) use read::{
