@@ -195,9 +195,17 @@ def local_rounds(args, tb, ray, files, total, per_shard) -> list:
                time_from_ray(tb, tb.ray.read_npy(files), total)]
         for r in out:
             r["round"] = rnd
+            show(r)
         if rnd > 0 or args.rounds == 1:
             results.extend(out)
     return results
+
+
+def show(r: dict) -> None:
+    """One result line, as soon as it is measured (a long run can be read while it runs)."""
+    print(f"{r['round']:5d} {r['reader']:45s} {r['rows_per_s']:10,.0f} {r['GB_per_s']:7.3f} "
+          f"{r['read_task_s']:12.2f} {r['peak_pss_GiB']:12.2f} "
+          f"{r['peak_pss_GiB'] - r['base_pss_GiB']:10.3f}", flush=True)
 
 
 def s3_rounds(args, tb, ray) -> list:
@@ -240,6 +248,7 @@ def s3_rounds(args, tb, ray) -> list:
                             "s3: ray.data.read_numpy(pyarrow S3FileSystem)", total)]
             for r in out:
                 r["round"] = rnd
+                show(r)
             if rnd > 0 or args.rounds == 1:
                 results.extend(out)
         return results, total

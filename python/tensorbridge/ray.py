@@ -20,7 +20,7 @@ How it reads:
   requested parallelism, consecutive ranges share a task (one block each).
   ``override_num_blocks`` asks for exactly that many tasks (ranges are grouped, or
   halved when there are too few).
-- A read task maps its file with tensorbridge (``tb.load(path, mmap=True)``; an
+- A read task of a local file maps it with tensorbridge (``tb.load(path, mmap=True)``; an
   ``.npz`` member is mapped when stored and aligned, else read/decompressed), slices
   its rows and returns a ``pyarrow.Table`` whose column is an ``arrow.fixed_shape_tensor``
   array built **zero-copy** over the mapped memory (the Arrow buffer keeps the mapping
