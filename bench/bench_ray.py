@@ -2,7 +2,8 @@
 """tb.ray.read_npy vs ray.data.read_numpy on a local 3-node Ray cluster (issue 10).
 A benchmark, not a test.
 
-Writes ``--gib`` GiB of 64×64×3 uint8 rows in ``--shards`` ``.npy`` files under ``--dir``
+Writes ``--gib`` GiB (default 2, the issue's size) of 64×64×3 uint8 rows in ``--shards``
+(default 64) ``.npy`` files under ``--dir``
 (deleted afterwards), starts ``ray.cluster_utils.Cluster`` (a head and two worker
 nodes, 1 CPU each, as in the issue), reads every file once as a warm-up (page cache),
 then, after a warm-up round, times ``--rounds - 1`` full passes per reader of
@@ -22,7 +23,13 @@ mapped files counted once across processes) of this driver and every process it
 started (GCS, raylets, workers), sampled every 0.1 s, and that peak minus the idle
 cluster's PSS just before the pass ("above idle": what the read itself costs).
 
-    python bench/bench_ray.py [--gib 0.5] [--shards 16] [--dir /tmp] [--rounds 3] [--json out.json]
+    python bench/bench_ray.py [--gib 2] [--shards 64] [--dir /tmp] [--rounds 4] [--s3-mib 256]
+                              [--s3-shards 16] [--no-local] [--json out.json]
+
+``--s3-mib``: also a run over URLs — the same kind of shards as objects of moto's S3
+server (started in this process on 127.0.0.1): ``tb.ray.read_npy("s3://...")`` vs
+``ray.data.read_numpy`` through ``pyarrow.fs.S3FileSystem`` at the same endpoint.
+Medians over the timed rounds are printed last.
 """
 
 from __future__ import annotations
@@ -159,12 +166,106 @@ def memory_source(n_rows: int, rows_per_block: int):
     return Memory()
 
 
+def write_shards(args, row_bytes: int):
+    per_shard = int(args.gib * 2**30 / args.shards / row_bytes)
+    d = tempfile.mkdtemp(prefix="bench_ray_", dir=args.dir)
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(args.shards):
+        p = os.path.join(d, f"shard-{i:03d}.npy")
+        np.save(p, rng.integers(0, 256, (per_shard, *ROW), dtype=np.uint8))
+        files.append(p)
+    for p in files:  # into the page cache
+        with open(p, "rb") as f:
+            while f.read(1 << 24):
+                pass
+    return d, files, per_shard * args.shards, per_shard
+
+
+def local_rounds(args, tb, ray, files, total, per_shard) -> list:
+    row_bytes = int(np.prod(ROW))
+    rows_per_block = max(1, tb.ray.DEFAULT_BLOCK_BYTES // row_bytes)
+    results = []
+    for rnd in range(args.rounds):
+        # round 0 is a warm-up of every reader (worker processes, imports, page cache)
+        out = [time_ray(tb.ray.read_npy(files), "tb.ray.read_npy", total),
+               time_ray(ray.data.read_numpy(files), "ray.data.read_numpy", total),
+               time_ray(ray.data.read_datasource(memory_source(total, min(rows_per_block, per_shard))),
+                        "ceiling: same blocks from memory", total),
+               time_from_ray(tb, tb.ray.read_npy(files), total)]
+        for r in out:
+            r["round"] = rnd
+            show(r)
+        if rnd > 0 or args.rounds == 1:
+            results.extend(out)
+    return results
+
+
+def show(r: dict) -> None:
+    """One result line, as soon as it is measured (a long run can be read while it runs)."""
+    print(f"{r['round']:5d} {r['reader']:45s} {r['rows_per_s']:10,.0f} {r['GB_per_s']:7.3f} "
+          f"{r['read_task_s']:12.2f} {r['peak_pss_GiB']:12.2f} "
+          f"{r['peak_pss_GiB'] - r['base_pss_GiB']:10.3f}", flush=True)
+
+
+def s3_rounds(args, tb, ray) -> list:
+    """The same kind of shards as objects of moto's S3 server (in this process, on
+    127.0.0.1): tb.ray.read_npy over s3:// URLs vs ray.data.read_numpy through
+    pyarrow's S3FileSystem at the same endpoint."""
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    import boto3
+    import io
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server._server.server_port}"
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        client.create_bucket(Bucket="bench")
+        row_bytes = int(np.prod(ROW))
+        per_shard = int(args.s3_mib * 2**20 / args.s3_shards / row_bytes)
+        rng = np.random.default_rng(1)
+        keys = []
+        for i in range(args.s3_shards):
+            buf = io.BytesIO()
+            np.save(buf, rng.integers(0, 256, (per_shard, *ROW), dtype=np.uint8))
+            key = f"shards/shard-{i:03d}.npy"
+            client.put_object(Bucket="bench", Key=key, Body=buf.getvalue())
+            keys.append(key)
+        total = per_shard * args.s3_shards
+        so = {"aws_endpoint": endpoint, "aws_region": "us-east-1", "aws_access_key_id": "testing",
+              "aws_secret_access_key": "testing", "aws_allow_http": "true"}
+        fs = pafs.S3FileSystem(access_key="testing", secret_key="testing", region="us-east-1",
+                               endpoint_override=endpoint, scheme="http")
+        results = []
+        for rnd in range(args.rounds):
+            out = [time_ray(tb.ray.read_npy("s3://bench/shards/*.npy", storage_options=so),
+                            "s3: tb.ray.read_npy(s3:// glob)", total),
+                   time_ray(ray.data.read_numpy([f"bench/{k}" for k in keys], filesystem=fs),
+                            "s3: ray.data.read_numpy(pyarrow S3FileSystem)", total)]
+            for r in out:
+                r["round"] = rnd
+                show(r)
+            if rnd > 0 or args.rounds == 1:
+                results.extend(out)
+        return results, total
+    finally:
+        server.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--gib", type=float, default=0.5)
-    ap.add_argument("--shards", type=int, default=16)
+    ap.add_argument("--gib", type=float, default=2.0)
+    ap.add_argument("--shards", type=int, default=64)
     ap.add_argument("--dir", default="/tmp")
-    ap.add_argument("--rounds", type=int, default=3, help="the first is a warm-up")
+    ap.add_argument("--rounds", type=int, default=4, help="the first is a warm-up")
+    ap.add_argument("--s3-mib", type=float, default=0.0,
+                    help="also read this many MiB from a moto S3 server through URLs (0: no)")
+    ap.add_argument("--s3-shards", type=int, default=16)
+    ap.add_argument("--no-local", action="store_true", help="only the S3 run")
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -174,21 +275,11 @@ def main() -> None:
     import tensorbridge as tb
 
     row_bytes = int(np.prod(ROW))
-    per_shard = int(args.gib * 2**30 / args.shards / row_bytes)
-    d = tempfile.mkdtemp(prefix="bench_ray_", dir=args.dir)
+    results: list = []
+    d = None
     try:
-        rng = np.random.default_rng(0)
-        files = []
-        for i in range(args.shards):
-            p = os.path.join(d, f"shard-{i:03d}.npy")
-            np.save(p, rng.integers(0, 256, (per_shard, *ROW), dtype=np.uint8))
-            files.append(p)
-        total = per_shard * args.shards
-        for p in files:  # into the page cache
-            with open(p, "rb") as f:
-                while f.read(1 << 24):
-                    pass
-
+        if not args.no_local:
+            d, files, total, per_shard = write_shards(args, row_bytes)
         c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
         for _ in range(2):
             c.add_node(num_cpus=1)
@@ -197,31 +288,33 @@ def main() -> None:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-
-        rows_per_block = max(1, tb.ray.DEFAULT_BLOCK_BYTES // row_bytes)
-        results = []
-        for rnd in range(args.rounds):
-            # round 0 is a warm-up of every reader (worker processes, imports, page cache)
-            out = [time_ray(tb.ray.read_npy(files), "tb.ray.read_npy", total),
-                   time_ray(ray.data.read_numpy(files), "ray.data.read_numpy", total),
-                   time_ray(ray.data.read_datasource(memory_source(total, min(rows_per_block, per_shard))),
-                            "ceiling: same blocks from memory", total),
-                   time_from_ray(tb, tb.ray.read_npy(files), total)]
-            for r in out:
-                r["round"] = rnd
-            if rnd > 0 or args.rounds == 1:
-                results.extend(out)
+        if not args.no_local:
+            results += local_rounds(args, tb, ray, files, total, per_shard)
+            print(f"local: {total} rows of {ROW} uint8 in {args.shards} shards "
+                  f"({total * row_bytes / 2**30:.2f} GiB), 3-node local cluster, 1 CPU per node")
+        if args.s3_mib > 0:
+            s3_results, s3_total = s3_rounds(args, tb, ray)
+            results += s3_results
+            print(f"s3: {s3_total} rows in {args.s3_shards} objects "
+                  f"({s3_total * row_bytes / 2**20:.0f} MiB) on moto's server")
         ray.shutdown()
         c.shutdown()
     finally:
-        shutil.rmtree(d, ignore_errors=True)
+        if d is not None:
+            shutil.rmtree(d, ignore_errors=True)
 
-    print(f"{total} rows of {ROW} uint8 in {args.shards} shards ({total * row_bytes / 2**30:.2f} GiB), "
-          "3-node local cluster, 1 CPU per node")
     print(f"{'round':5s} {'reader':45s} {'rows/s':>10s} {'GB/s':>7s} {'read tasks s':>12s} {'peak PSS GiB':>12s} {'above idle':>10s}")
     for r in results:
         print(f"{r['round']:5d} {r['reader']:45s} {r['rows_per_s']:10,.0f} {r['GB_per_s']:7.3f} {r['read_task_s']:12.2f} "
               f"{r['peak_pss_GiB']:12.2f} {r['peak_pss_GiB'] - r['base_pss_GiB']:10.3f}")
+    print("medians over the timed rounds:")
+    for reader in dict.fromkeys(r["reader"] for r in results):
+        rs = [r for r in results if r["reader"] == reader]
+        med = {k: float(np.median([r[k] for r in rs]))
+               for k in ("rows_per_s", "GB_per_s", "read_task_s", "peak_pss_GiB")}
+        above = float(np.median([r["peak_pss_GiB"] - r["base_pss_GiB"] for r in rs]))
+        print(f"      {reader:45s} {med['rows_per_s']:10,.0f} {med['GB_per_s']:7.3f} {med['read_task_s']:12.2f} "
+              f"{med['peak_pss_GiB']:12.2f} {above:10.3f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

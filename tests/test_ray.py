@@ -288,12 +288,9 @@ def test_corrupt_file_error_names_it(cluster, tmp_path):
     assert "good.npy" not in str(e.value)
 
 
-def test_urls_and_storage_options_need_object_storage(cluster, tmp_path):
-    with pytest.raises(NotImplementedError, match="object-storage"):
-        tb.ray.read_npy("s3://bucket/shards/*.npy")
+def test_missing_files_and_mismatched_rows_are_named(cluster, tmp_path):
+    # (URLs and storage_options: tests/test_ray_urls.py, against a real S3 server)
     np.save(tmp_path / "a.npy", make_rows(0, 3))
-    with pytest.raises(NotImplementedError, match="object-storage"):
-        tb.ray.read_npy(str(tmp_path / "a.npy"), storage_options={"anon": True})
     with pytest.raises(FileNotFoundError, match="no files match"):
         tb.ray.read_npy(str(tmp_path / "nothing-*.npy"))
     np.save(tmp_path / "b.npy", np.zeros((3, 5), np.float32))
@@ -321,6 +318,42 @@ def test_from_ray_dataset_elements_and_epochs(cluster, shards):
         tb.data.Dataset.from_ray(ds, ["nope"])
     with pytest.raises(TypeError, match="ray.data.Dataset or DataIterator"):
         tb.data.Dataset.from_ray([1, 2, 3])
+
+
+def test_from_ray_takes_each_block_once_as_zero_copy_tensors(cluster, shards, monkeypatch):
+    """Each Ray block crosses into tensorbridge once (one from_arrow per column and
+    block, not per row); the rows are views of the block's Arrow buffer."""
+    import tensorbridge.arrow as tb_arrow
+
+    d, total = shards
+    ds = tb.ray.read_npy(str(d), rows_per_block=64).materialize()
+    n_blocks = ds.num_blocks()
+    real, seen = tb_arrow.from_arrow, []
+
+    def counting(col):
+        t = real(col)
+        seen.append((t.data_ptr, t.nbytes))
+        return t
+
+    monkeypatch.setattr(tb_arrow, "from_arrow", counting)
+    rows = list(tb.data.Dataset.from_ray(ds, "data"))
+    assert len(rows) == total
+    assert len(seen) <= n_blocks  # once per (non-empty) block, however many rows
+    assert all(any(lo <= r.data_ptr < lo + n for lo, n in seen) for r in rows)
+    np.testing.assert_array_equal(by_id(np.stack([r.numpy() for r in rows])), all_rows(d))
+
+
+def test_from_ray_rows_fewer_than_counted_is_an_error(cluster, monkeypatch):
+    four = ray.data.range(10).limit(4).materialize()
+    tds = tb.data.Dataset.from_ray(four, "id")
+    assert len(tds) == 4
+    assert [int(x.numpy()) for x in tds] == [0, 1, 2, 3]
+    # A Ray dataset whose count() promises more rows than its blocks hold.
+    monkeypatch.setattr(type(four), "count", lambda self: 6)
+    short = tb.data.Dataset.from_ray(four, "id")
+    assert len(short) == 6
+    with pytest.raises(RuntimeError, match=r"ended after 4 rows but count\(\) said 6"):
+        list(short)
 
 
 @ray.remote(num_cpus=0)

@@ -163,6 +163,22 @@ def load_npy_parts(
 ) -> Tensor: ...
 def npz_from_bytes(data: bytes, name: str) -> NpzArchiveHandle: ...
 
+# tb.ray over URLs: headers on the driver, row ranges in the read tasks.
+def npy_headers(
+    urls: Sequence[str], storage_options: _StorageOptions = None
+) -> list[tuple[list[int], str, bool, int, int]]: ...  # (shape, descr, fortran_order, data_offset, size)
+def load_npy_rows(
+    path: str, start: int, stop: int, dtype: Optional[_DTypeLike] = None, storage_options: _StorageOptions = None
+) -> Tensor: ...
+def load_npz_rows(
+    path: str,
+    name: str,
+    start: int,
+    stop: int,
+    dtype: Optional[_DTypeLike] = None,
+    storage_options: _StorageOptions = None,
+) -> Tensor: ...
+
 # --- TFRecord and safetensors files (user API in tensorbridge.io) ---------------------
 
 def write_tfrecord(
@@ -246,6 +262,7 @@ class _Dataset:
     def filter_py(self, f: Callable[[list[Tensor]], bool]) -> _Dataset: ...
     def enumerate(self, start: int) -> _Dataset: ...
     def unbatch(self) -> _Dataset: ...
+    def assert_cardinality(self, n: int) -> _Dataset: ...
     # padded_shapes: per component None or [dim | None, ...]; padding_values: per
     # component None or a 0-d tensor.
     def padded_batch(

@@ -14,7 +14,9 @@ def _from_ray(source: Any, columns: Any = None) -> Tuple[Any, Any]:
     ``ray.data.DataIterator`` (``streaming_split``, ``ray.train.get_dataset_shard``).
 
     Elements: a dict of tensors keyed by column, or a single tensor when ``columns`` is
-    one name. Rows are zero-copy tensor views of the Arrow blocks Ray delivers
+    one name. Each Ray block crosses into the core once (its columns as tensors, one
+    Python call per block) and its rows are split off in Rust (``unbatch``); rows are
+    zero-copy tensor views of the Arrow blocks Ray delivers
     (``fixed_shape_tensor``, fixed-size-list and primitive columns; bfloat16 columns
     written by :func:`tensorbridge.ray.read_npy` come back as bfloat16).
 
@@ -55,46 +57,39 @@ def _from_ray(source: Any, columns: Any = None) -> Tuple[Any, Any]:
             for name in names}
     n = source.count()
 
-    state: Dict[str, Any] = {"it": None, "pos": 0, "block": None, "lo": 0, "hi": 0}
+    state: Dict[str, Any] = {"it": None, "rows": 0}
 
-    def restart() -> None:
-        state["it"] = iter(source.iter_batches(batch_size=None, batch_format="pyarrow"))
-        state["pos"], state["block"], state["lo"], state["hi"] = 0, None, 0, 0
-
-    def next_block() -> None:
+    def block(index: list) -> list:
+        # Called once per Ray block (the unbatch below asks for the next block only
+        # when the current one's rows are used up, and take(n) stops asking after the
+        # n-th row): the block's columns cross into the core as tensors over Ray's
+        # Arrow buffers, and its rows come out in Rust.
+        if int(index[0].numpy()) == 0:  # a new epoch: iterate the Ray data again
+            state["it"] = iter(source.iter_batches(batch_size=None, batch_format="pyarrow"))
+            state["rows"] = 0
         while True:
-            table = next(state["it"])  # StopIteration: fewer rows than counted
+            try:
+                table = next(state["it"])
+            except StopIteration:
+                raise RuntimeError(f"from_ray: the Ray data ended after {state['rows']} rows but "
+                                   f"count() said {n}") from None
             if table.num_rows:
                 break
-        block = []
+        state["rows"] += table.num_rows
+        out = []
         for name in names:
-            col = table.column(name)
-            t = from_arrow(col)
+            t = from_arrow(table.column(name))
             tag = tags[name]
             if tag is not None:  # bfloat16 / bool columns written by read_npy/read_npz
                 t = convert_to_tensor(t.numpy().view(_dtype(tag).as_numpy_dtype), copy=False)
-            block.append(t)
-        state["block"], state["lo"], state["hi"] = block, state["hi"], state["hi"] + table.num_rows
-
-    def row(tensors: list) -> list:
-        i = int(tensors[0].numpy())
-        if state["it"] is None or i < state["pos"]:
-            restart()
-        while i >= state["hi"]:
-            try:
-                next_block()
-            except StopIteration:
-                raise RuntimeError(f"from_ray: the Ray data ended after {state['hi']} rows but "
-                                   f"count() said {n}") from None
-        state["pos"] = i + 1
-        k = i - state["lo"]
-        out = [t[k] for t in state["block"]]
-        if i == n - 1:
-            state["it"] = None  # the last row: let Ray's iterator finish and release its blocks
+            out.append(t)
+        if state["rows"] >= n:
+            state["it"] = None  # the last block: let Ray's iterator finish and release
         return out
 
     struct = _LEAF if single else ("dict", {name: _LEAF for name in names})
-    base = _core._Dataset.range(n)
     why = ("Dataset.from_ray streams rows from Ray, which cannot restart mid-stream at a given "
            "row, so its iterators cannot save or resume their position")
-    return base.map_py(row, 1, why), struct
+    # range(n) bounds the number of blocks (each holds at least one row).
+    blocks = _core._Dataset.range(n).map_py(block, 1, why)
+    return blocks.unbatch().take(n).assert_cardinality(n), struct

@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob as _glob
 import os
 import zipfile
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -22,7 +22,20 @@ def _is_url(p: str) -> bool:
     return "://" in p
 
 
-def _expand(paths: Any, ext: str) -> List[str]:
+def storage_dict(storage_options: Any) -> Optional[Dict[str, str]]:
+    """``storage_options`` as the plain ``{str: str}`` dict the read tasks carry."""
+    if storage_options is None:
+        return None
+    if not isinstance(storage_options, dict):
+        raise TypeError(f"storage_options must be a dict, not {type(storage_options).__name__}")
+    return {str(k): (str(v).lower() if isinstance(v, bool) else str(v))
+            for k, v in storage_options.items()}
+
+
+def _expand(paths: Any, ext: str, storage_options: Optional[Dict[str, str]] = None) -> List[str]:
+    """Local paths (absolute) and URLs: directories and globs expanded, sorted."""
+    from . import _core
+
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not items:
         raise ValueError("no paths given")
@@ -30,9 +43,19 @@ def _expand(paths: Any, ext: str) -> List[str]:
     for item in items:
         p = os.fspath(item)
         if _is_url(p):
-            raise NotImplementedError(
-                f"{p!r}: URLs need tensorbridge's object-storage support, which has not landed yet; "
-                "tb.ray reads local paths (a path, a directory, a glob or a list)")
+            if p.endswith("/"):  # a "directory": the objects under the prefix
+                found = _core.glob_urls(p + "*" + ext, storage_options)
+                if not found:
+                    raise FileNotFoundError(f"no {ext} objects under {p!r}")
+                out.extend(found)
+            elif _glob.has_magic(p):
+                found = _core.glob_urls(p, storage_options)
+                if not found:
+                    raise FileNotFoundError(f"no objects match {p!r}")
+                out.extend(found)
+            else:
+                out.append(p)  # its header read tells whether it exists
+            continue
         if os.path.isdir(p):
             found = sorted(os.path.join(p, f) for f in os.listdir(p) if f.endswith(ext))
             if not found:
@@ -47,7 +70,7 @@ def _expand(paths: Any, ext: str) -> List[str]:
             if not os.path.exists(p):
                 raise FileNotFoundError(f"{p}: no such file")
             out.append(p)
-    return [os.path.abspath(p) for p in out]
+    return [p if _is_url(p) else os.path.abspath(p) for p in out]
 
 
 # ----------------------------------------------------------------- headers
@@ -144,9 +167,80 @@ def _npz_columns(path: str, keys: Optional[List[str]]) -> Tuple[int, List[_Colum
     return int(n_rows), cols
 
 
+def _remote_dtype(descr: str, url: str, what: str) -> np.dtype:
+    try:
+        return np.dtype(descr)
+    except TypeError as e:
+        raise TypeError(f"{url}: {what} has dtype {descr!r}, which tensorbridge cannot read") from e
+
+
+def remote_npy_columns(urls: List[str], storage_options: Optional[Dict[str, str]]
+                       ) -> List[Tuple[int, List[_Column]]]:
+    """Row counts and columns of the ``.npy`` objects ``urls``: their headers only,
+    fetched concurrently by the core (one small ranged read each). A Fortran-ordered
+    array of 2+ dimensions is marked to be read whole (its rows lie apart)."""
+    from . import _core
+
+    out = []
+    for url, (shape, descr, fortran, _offset, _size) in zip(
+            urls, _core.npy_headers(urls, storage_options)):
+        shp = tuple(shape)
+        col = _Column("data", shp, _remote_dtype(descr, url, "the object"), url,
+                      not (fortran and len(shp) > 1))
+        out.append((shp[0], [col]))
+    return out
+
+
+def remote_npz_columns(urls: List[str], keys: Optional[List[str]],
+                       storage_options: Optional[Dict[str, str]]) -> List[Tuple[int, List[_Column]]]:
+    """Row counts and columns of the ``.npz`` objects ``urls``: each archive's central
+    directory (one read of its end) and its members' headers, archives in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import _core
+
+    def one(url: str) -> Tuple[int, List[_Column]]:
+        try:
+            h = _core.NpzArchiveHandle(url, storage_options)
+        except (ValueError, OSError) as e:
+            if isinstance(e, (FileNotFoundError, PermissionError)):
+                raise
+            raise ValueError(f"{url}: not a readable .npz archive: {e}") from e
+        members = h.keys()
+        names = list(members) if keys is None else keys
+        if not names:
+            raise ValueError(f"{url}: the archive has no members")
+        cols: List[_Column] = []
+        n_rows: Optional[int] = None
+        for name in names:
+            if name not in members:
+                raise KeyError(f"{url}: no member {name!r} (members: {sorted(members)})")
+            info = h.info(name)
+            if "shape" not in info:
+                raise ValueError(f"{url}: member {name!r} is not a valid .npy header")
+            shape = tuple(info["shape"])
+            fortran = bool(info["fortran_order"]) and len(shape) > 1
+            col = _Column(name, shape, _remote_dtype(info["dtype"], url, f"member {name!r}"), url,
+                          info["compression"] == "stored" and not fortran)
+            if n_rows is None:
+                n_rows = shape[0]
+            elif shape[0] != n_rows:
+                raise ValueError(f"{url}: member {name!r} has {shape[0]} rows but "
+                                 f"{names[0]!r} has {n_rows}; every column needs the same rows")
+            cols.append(col)
+        assert n_rows is not None  # names is not empty
+        return int(n_rows), cols
+
+    if not urls:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
+        return list(pool.map(one, urls))
+
+
 # ----------------------------------------------------------------- reading
 
-def _block(path: str, kind: str, cols: List[_Column], start: int, stop: int) -> Any:
+def _block(path: str, kind: str, cols: List[_Column], start: int, stop: int,
+           storage_options: Optional[Dict[str, str]] = None) -> Any:
     """Runs in a Ray worker: rows ``start:stop`` of ``path`` as a ``pyarrow.Table``."""
     import pyarrow as pa
 
@@ -155,15 +249,21 @@ def _block(path: str, kind: str, cols: List[_Column], start: int, stop: int) -> 
 
     try:
         arrays, fields = [], []
-        if kind == "npy":
+        if _is_url(path):
+            sources = [(c, _remote_rows(tb, path, kind, c, start, stop, storage_options))
+                       for c in cols]
+            base = start
+        elif kind == "npy":
             sources = [(cols[0], _load_npy(tb, path, cols[0]))]
+            base = 0
         else:
             sources = [(c, _npz_member(tb, path, c)) for c in cols]
+            base = 0
         for col, t in sources:
-            if t.ndim == 0 or tuple(t.shape[1:]) != col.row_shape or t.shape[0] < stop:
+            if t.ndim == 0 or tuple(t.shape[1:]) != col.row_shape or t.shape[0] + base < stop:
                 raise ValueError(f"changed since its header was read: now shape {tuple(t.shape)}, "
                                  f"expected rows ≥ {stop} of {col.describe()}")
-            arr = t[start:stop].numpy()
+            arr = t[start - base:stop - base].numpy()
             if col.tag:
                 arr = arr.view(col.npd)  # bfloat16 → uint16 bits, bool → uint8 bytes
             arrays.append(ndarray_to_arrow(arr))
@@ -172,6 +272,22 @@ def _block(path: str, kind: str, cols: List[_Column], start: int, stop: int) -> 
     except Exception as e:  # noqa: BLE001 - every error names the file and rows
         raise type(e)(f"{path} (rows {start}:{stop}): {e}") if _simple_ctor(e) else \
             RuntimeError(f"{path} (rows {start}:{stop}): {type(e).__name__}: {e}") from e
+
+
+def _remote_rows(tb: Any, url: str, kind: str, col: _Column, start: int, stop: int,
+                 storage_options: Optional[Dict[str, str]]) -> Any:
+    """Rows ``start:stop`` of an object's column, by ranged reads of those rows only
+    (a column marked to be read whole — deflated member, Fortran order — is read
+    whole, once, and sliced)."""
+    from . import _core
+
+    dtype = tb.bfloat16 if col.bf16 else None
+    if kind == "npz":
+        return _core.load_npz_rows(url, col.name, start, stop, dtype, storage_options)
+    if col.stored:
+        return _core.load_npy_rows(url, start, stop, dtype, storage_options)
+    whole = tb.load(url, dtype=dtype, storage_options=storage_options)
+    return whole[start:stop]
 
 
 def _simple_ctor(e: BaseException) -> bool:

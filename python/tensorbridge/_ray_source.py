@@ -3,7 +3,7 @@ that Ray workers unpickle it by reference)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from ray.data.block import BlockMetadata
@@ -20,10 +20,13 @@ class TensorbridgeDatasource(Datasource):
 
     def __init__(self, paths: Any, kind: str, keys: Optional[Sequence[str]] = None,
                  rows_per_block: Optional[int] = None, shuffle_files: bool = False,
-                 seed: Optional[int] = None, override_num_blocks: Optional[int] = None):
+                 seed: Optional[int] = None, override_num_blocks: Optional[int] = None,
+                 storage_options: Optional[Dict[str, Any]] = None):
         super().__init__()
         ext = ".npy" if kind == "npy" else ".npz"
-        files = _r._expand(paths, ext)
+        so = _r.storage_dict(storage_options)
+        self._storage_options = so
+        files = _r._expand(paths, ext, so)
         if shuffle_files:
             order = np.random.default_rng(seed).permutation(len(files))
             files = [files[i] for i in order]
@@ -31,8 +34,18 @@ class TensorbridgeDatasource(Datasource):
         self._kind = kind
         self._files: List[Tuple[str, int, List[_Column]]] = []
         first: Optional[Tuple[str, List[_Column]]] = None
+        urls = [f for f in files if _r._is_url(f)]
+        if not urls:
+            remote: Dict[str, Tuple[int, List[_Column]]] = {}
+        elif kind == "npy":
+            remote = dict(zip(urls, _r.remote_npy_columns(urls, so)))
+        else:
+            remote = dict(zip(urls, _r.remote_npz_columns(urls, key_list, so)))
         for f in files:
-            n, cols = _r._npy_columns(f) if kind == "npy" else _r._npz_columns(f, key_list)
+            if f in remote:
+                n, cols = remote[f]
+            else:
+                n, cols = _r._npy_columns(f) if kind == "npy" else _r._npz_columns(f, key_list)
             if first is None:
                 first = (f, cols)
             else:
@@ -89,7 +102,7 @@ class TensorbridgeDatasource(Datasource):
         schema = self._schema()
         tasks = []
         bounds = np.linspace(0, len(units), groups + 1).astype(int)
-        kind = self._kind
+        kind, so = self._kind, self._storage_options
         for g in range(groups):
             chunk = units[bounds[g]:bounds[g + 1]]
             if not chunk:
@@ -100,7 +113,7 @@ class TensorbridgeDatasource(Datasource):
 
             def read(spec: list = spec) -> Iterable[Any]:
                 for f, cols, s, e in spec:
-                    yield _r._block(f, kind, cols, s, e)
+                    yield _r._block(f, kind, cols, s, e, so)
 
             meta = BlockMetadata(num_rows=rows, size_bytes=size,
                                  input_files=tuple(sorted({f for f, *_ in chunk})), exec_stats=None)

@@ -20,7 +20,7 @@ How it reads:
   requested parallelism, consecutive ranges share a task (one block each).
   ``override_num_blocks`` asks for exactly that many tasks (ranges are grouped, or
   halved when there are too few).
-- A read task maps its file with tensorbridge (``tb.load(path, mmap=True)``; an
+- A read task of a local file maps it with tensorbridge (``tb.load(path, mmap=True)``; an
   ``.npz`` member is mapped when stored and aligned, else read/decompressed), slices
   its rows and returns a ``pyarrow.Table`` whose column is an ``arrow.fixed_shape_tensor``
   array built **zero-copy** over the mapped memory (the Arrow buffer keeps the mapping
@@ -40,8 +40,20 @@ How it reads:
 - Every error names the file (and row range) it came from.
 
 ``paths``: a path, a directory (its ``*.npy`` / ``*.npz`` files, sorted), a glob, or a
-list of those. URLs (``s3://...``) and ``storage_options`` need tensorbridge's
-object-storage support, which has not landed: they raise ``NotImplementedError``.
+list of those; each may be a URL of an object store (``s3://bucket/train/*.npy``, a URL
+glob listed with one listing of its prefix; a URL ending in ``/``: the objects under it),
+configured by ``storage_options`` (object_store keys, as for :func:`tensorbridge.load`;
+a plain dict that travels with every read task) or the environment. Over URLs:
+
+- the driver reads headers only, remotely: one small ranged read per ``.npy`` object
+  (fetched concurrently), the central directory and the members' headers of an
+  ``.npz``; a missing object raises ``FileNotFoundError`` and a corrupt one an error
+  naming it, from ``read_npy``/``read_npz`` itself;
+- a read task reads its row range by ranged GETs of exactly those rows' bytes,
+  straight into the tensor the Arrow column is built over (no file, no mapping); a
+  stored ``.npz`` member likewise, a deflated one is inflated once per task (only that
+  member) and sliced, a Fortran-ordered array (2+ dimensions) is read whole once per
+  task (its rows lie apart).
 """
 
 from __future__ import annotations
@@ -77,11 +89,9 @@ def _read(kind: str, paths: Any, keys: Any, storage_options: Optional[Dict[str, 
           rows_per_block: Optional[int], shuffle_files: bool, seed: Optional[int],
           override_num_blocks: Optional[int], ray_remote_args: Optional[Dict[str, Any]]) -> Any:
     ray = _ray()
-    if storage_options is not None:
-        raise NotImplementedError("storage_options applies to URLs, which need tensorbridge's "
-                                  "object-storage support (not landed yet); tb.ray reads local paths")
     cls = _datasource_class()
-    source = cls(paths, kind, keys, rows_per_block, shuffle_files, seed, override_num_blocks)
+    source = cls(paths, kind, keys, rows_per_block, shuffle_files, seed, override_num_blocks,
+                 storage_options)
     kwargs: Dict[str, Any] = {}
     if override_num_blocks is not None:
         kwargs["override_num_blocks"] = int(override_num_blocks)
@@ -96,8 +106,8 @@ def read_npy(paths: Any, *, storage_options: Optional[Dict[str, Any]] = None,
              ray_remote_args: Optional[Dict[str, Any]] = None) -> Any:
     """A ``ray.data.Dataset`` of the rows of ``.npy`` files (one column, ``data``).
 
-    ``paths``: a path, directory, glob or list (local; URLs need object storage, not
-    landed). ``rows_per_block``: rows per block (default: about 128 MiB per block).
+    ``paths``: a path, directory, glob or list; URLs and URL globs too (``storage_options``:
+    the object store's configuration, see the module docs). ``rows_per_block``: rows per block (default: about 128 MiB per block).
     ``shuffle_files``: a seeded random file order. ``override_num_blocks`` and
     ``ray_remote_args`` are passed to ``ray.data.read_datasource``.
     """

@@ -375,6 +375,11 @@ impl PyDataset {
         self.inner.unbatch().map(wrap).or_py()
     }
 
+    /// The same elements with the known cardinality `n` (each epoch checks it).
+    fn assert_cardinality(&self, n: u64) -> PyDataset {
+        wrap(self.inner.assert_cardinality(n))
+    }
+
     /// `padded_shapes`: per component None or [dim | None, ...]; `padding_values`:
     /// per component None or a 0-d tensor.
     #[pyo3(signature = (batch_size, padded_shapes=None, padding_values=None, drop_remainder=false))]

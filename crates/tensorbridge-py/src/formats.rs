@@ -12,7 +12,8 @@ use tensorbridge::format::npy::{self, LoadOptions};
 use tensorbridge::format::npz::{self, NpzArchive};
 use tensorbridge::format::{self, FileFormat};
 
-use tensorbridge::location::Location;
+use tensorbridge::location::{Location, RemoteObject, RemoteUrl};
+use tensorbridge::tensor::Index;
 
 use crate::{location, parse_casting, parse_dtype, Held, OrPy, PyTensor};
 
@@ -313,6 +314,114 @@ fn glob_urls(
     Ok(found.into_iter().map(|o| o.url).collect())
 }
 
+/// The URLs (`paths`) of `.npy` objects, as `RemoteUrl`s.
+fn remote_urls(paths: &[String], storage_options: Option<Options>) -> PyResult<Vec<RemoteUrl>> {
+    let opts = storage_options.unwrap_or_default();
+    paths
+        .iter()
+        .map(|p| match Location::parse(p, &opts).or_py()? {
+            Location::Remote(r) => Ok(r),
+            Location::Local(_) => Err(PyValueError::new_err(format!("{p}: not a URL"))),
+        })
+        .collect()
+}
+
+/// The `.npy` headers of the objects `urls`, fetched concurrently (one small ranged
+/// read each): per object `(shape, descr, fortran_order, data_offset, size)`. The
+/// first failure (in the order given) is raised, naming its URL.
+#[pyfunction]
+#[pyo3(signature = (urls, storage_options=None))]
+#[allow(clippy::type_complexity)]
+fn npy_headers(
+    py: Python<'_>,
+    urls: Vec<String>,
+    storage_options: Option<Options>,
+) -> PyResult<Vec<(Vec<usize>, String, bool, usize, u64)>> {
+    let remotes = remote_urls(&urls, storage_options)?;
+    let found = py
+        .allow_threads(|| npy::read_headers_remote(&remotes))
+        .or_py()?;
+    found
+        .into_iter()
+        .map(|r| {
+            let (obj, h) = r.or_py()?;
+            Ok((h.shape, h.descr, h.fortran_order, h.data_offset, obj.size()))
+        })
+        .collect()
+}
+
+/// Rows `start:stop` of the `.npy` object at the URL `path`, read by ranged GETs of
+/// just those rows' bytes straight into the tensor (after one small read of the
+/// header). `dtype` as in `load_npy` (bfloat16 for a `'V2'` object).
+#[pyfunction]
+#[pyo3(signature = (path, start, stop, dtype=None, storage_options=None))]
+fn load_npy_rows(
+    py: Python<'_>,
+    path: String,
+    start: usize,
+    stop: usize,
+    dtype: Option<&Bound<'_, PyAny>>,
+    storage_options: Option<Options>,
+) -> PyResult<PyTensor> {
+    let opts = options(None, dtype)?;
+    let url = remote_urls(&[path], storage_options)?.remove(0);
+    let t = py
+        .allow_threads(|| {
+            let obj = RemoteObject::open(&url)?;
+            npy::load_rows_remote(&obj, start, stop, &opts)
+        })
+        .or_py()?;
+    Ok(PyTensor { inner: t })
+}
+
+/// Rows `start:stop` of member `name` of the `.npz` archive at the URL `path`: the
+/// archive's directory (one read of its end), then, for a stored member, ranged GETs
+/// of just those rows' bytes; a deflated member is inflated as it streams (only
+/// that member is read) and sliced. `dtype` as in `load_npy`.
+#[pyfunction]
+#[pyo3(signature = (path, name, start, stop, dtype=None, storage_options=None))]
+fn load_npz_rows(
+    py: Python<'_>,
+    path: String,
+    name: String,
+    start: usize,
+    stop: usize,
+    dtype: Option<&Bound<'_, PyAny>>,
+    storage_options: Option<Options>,
+) -> PyResult<PyTensor> {
+    let opts = options(None, dtype)?;
+    let url = remote_urls(&[path], storage_options)?.remove(0);
+    let t = py
+        .allow_threads(
+            || -> tensorbridge::error::Result<tensorbridge::tensor::Tensor> {
+                let archive = NpzArchive::open_location(&Location::Remote(url))?;
+                let label = format!("{}[{name}]", archive.path());
+                if let Some((obj, image, len)) = archive.remote_stored_image(&name)? {
+                    let h = npy::read_header_at(&obj, image, len, &label)?;
+                    if !(h.fortran_order && h.shape.len() > 1) {
+                        return npy::load_rows_at(&obj, &h, image, len, start, stop, &opts);
+                    }
+                }
+                let whole = archive.load(&name, &opts)?;
+                let rows = whole.shape().first().copied().unwrap_or(0);
+                if start > stop || stop > rows {
+                    return Err(tensorbridge::error::Error::InvalidArgument(format!(
+                        "{label}: rows {start}:{stop} are out of range for {rows} rows"
+                    )));
+                }
+                whole
+                    .index(&[Index::Slice {
+                        start: Some(start as isize),
+                        stop: Some(stop as isize),
+                        step: 1,
+                    }])?
+                    .to_contiguous()
+            },
+        )
+        .or_py()?;
+    Ok(PyTensor { inner: t })
+}
+
 /// Add this module's functions and classes to `tensorbridge._core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert_file, m)?)?;
@@ -325,6 +434,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(npy_header_extent, m)?)?;
     m.add_function(wrap_pyfunction!(load_npy_parts, m)?)?;
     m.add_function(wrap_pyfunction!(npz_from_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(npy_headers, m)?)?;
+    m.add_function(wrap_pyfunction!(load_npy_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(load_npz_rows, m)?)?;
     m.add_class::<NpzArchiveHandle>()?;
     Ok(())
 }

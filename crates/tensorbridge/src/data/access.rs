@@ -219,7 +219,8 @@ impl Dataset {
             | Node::Shard { input, .. }
             | Node::Batch { input, .. }
             | Node::GlobalShuffle { input, .. }
-            | Node::Enumerate { input, .. } => input.random_access_blocker(),
+            | Node::Enumerate { input, .. }
+            | Node::AssertCardinality { input, .. } => input.random_access_blocker(),
             Node::Repeat { input, count } => match count {
                 None => Some("repeat"),
                 Some(_) => input.random_access_blocker(),
@@ -292,7 +293,9 @@ impl Dataset {
             Node::Range { .. } => Ok(vec![Comp::Ready(Tensor::from_slice(&[i as i64], &[])?)]),
             Node::MapOps { input, ops } => map_ops(input.get_item(i)?, ops),
             Node::MapFn { input, f, .. } => apply_fn(f, input.get_item(i)?),
-            Node::Prefetch { input, .. } | Node::Take { input, .. } => input.get_item(i),
+            Node::Prefetch { input, .. }
+            | Node::Take { input, .. }
+            | Node::AssertCardinality { input, .. } => input.get_item(i),
             Node::Skip { input, n } => input.get_item(i + n.unwrap_or(0)),
             Node::Shard { input, num, index } => input.get_item(i * num + index),
             Node::Repeat { input, .. } => match input.cardinality() {

@@ -58,6 +58,9 @@ impl Dataset {
                 Box::new(Enumerate::build(input, ctx, *start, state)?)
             }
             Node::Unbatch { input } => Box::new(Unbatch::build(input, ctx, state)?),
+            Node::AssertCardinality { input, n } => Box::new(
+                super::assert_card::AssertCardinality::build(input, ctx, *n, state)?,
+            ),
             Node::PaddedBatch {
                 input,
                 size,
@@ -113,7 +116,9 @@ impl Dataset {
             Node::GlobalShuffle { input, .. } => input.get_item(prov.index()?),
             Node::Zip { inputs } => zip::materialize(inputs, prov),
             Node::Concatenate { first, second } => concat::materialize(first, second, prov),
-            Node::Filter { input, .. } => input.materialize(prov),
+            Node::Filter { input, .. } | Node::AssertCardinality { input, .. } => {
+                input.materialize(prov)
+            }
             Node::Enumerate { input, .. } => enumerate::materialize(input, prov),
             Node::Unbatch { input } => unbatch::materialize_row(input, prov),
             Node::PaddedBatch {
@@ -136,7 +141,8 @@ impl Dataset {
             | Node::Filter { input, .. }
             | Node::Enumerate { input, .. }
             | Node::Unbatch { input }
-            | Node::PaddedBatch { input, .. } => vec![input],
+            | Node::PaddedBatch { input, .. }
+            | Node::AssertCardinality { input, .. } => vec![input],
             Node::Zip { inputs } | Node::Sample { inputs, .. } => inputs.iter().collect(),
             Node::Concatenate { first, second } => vec![first, second],
             Node::Choose { inputs, choice, .. } => {
@@ -169,6 +175,7 @@ impl Dataset {
             Node::Filter { .. } => "filter(fn)".into(),
             Node::Enumerate { start, .. } => format!("enumerate(start={start})"),
             Node::Unbatch { .. } => "unbatch".into(),
+            Node::AssertCardinality { n, .. } => format!("assert_cardinality({n})"),
             Node::PaddedBatch {
                 size,
                 drop_remainder,

@@ -95,6 +95,7 @@
 //!   iterator ends.
 
 mod access;
+mod assert_card;
 mod batch;
 mod combine;
 mod comp;
@@ -288,6 +289,10 @@ enum Node {
         inputs: Vec<Dataset>,
         choice: Dataset,
         stop_on_empty: bool,
+    },
+    AssertCardinality {
+        input: Dataset,
+        n: u64,
     },
 }
 
@@ -570,6 +575,7 @@ impl Dataset {
             Node::Sample { inputs, .. } | Node::Choose { inputs, .. } => {
                 sample::cardinality(inputs)
             }
+            Node::AssertCardinality { n, .. } => Finite(*n),
         }
     }
 
@@ -624,7 +630,8 @@ impl Dataset {
             | Node::Skip { input, .. }
             | Node::Shard { input, .. }
             | Node::GlobalShuffle { input, .. }
-            | Node::Filter { input, .. } => input.element_spec()?,
+            | Node::Filter { input, .. }
+            | Node::AssertCardinality { input, .. } => input.element_spec()?,
             Node::Zip { inputs } => zip::element_spec(inputs)?,
             Node::Concatenate { first, second } => {
                 concat::common_spec(&[first, second], "concatenate")?

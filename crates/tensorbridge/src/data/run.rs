@@ -280,7 +280,8 @@ impl Dataset {
             | Node::Unbatch { .. }
             | Node::PaddedBatch { .. }
             | Node::Sample { .. }
-            | Node::Choose { .. } => self.build_combinator(ctx, state)?,
+            | Node::Choose { .. }
+            | Node::AssertCardinality { .. } => self.build_combinator(ctx, state)?,
         })
     }
 
@@ -344,7 +345,8 @@ impl Dataset {
             | Node::Unbatch { .. }
             | Node::PaddedBatch { .. }
             | Node::Sample { .. }
-            | Node::Choose { .. } => self.materialize_combinator(prov),
+            | Node::Choose { .. }
+            | Node::AssertCardinality { .. } => self.materialize_combinator(prov),
         }
     }
 }

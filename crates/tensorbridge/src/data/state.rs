@@ -288,7 +288,8 @@ impl Dataset {
             | Unbatch { .. }
             | PaddedBatch { .. }
             | Sample { .. }
-            | Choose { .. } => self.combinator_inputs(),
+            | Choose { .. }
+            | AssertCardinality { .. } => self.combinator_inputs(),
         }
     }
 
@@ -379,7 +380,8 @@ impl Dataset {
             | Unbatch { .. }
             | PaddedBatch { .. }
             | Sample { .. }
-            | Choose { .. } => self.describe_combinator(),
+            | Choose { .. }
+            | AssertCardinality { .. } => self.describe_combinator(),
         }
     }
 

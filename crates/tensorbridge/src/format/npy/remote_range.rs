@@ -1,0 +1,92 @@
+//! A range of rows of a remote `.npy` image (a whole `.npy` object, or a stored
+//! `.npz` member inside an archive object), read by ranged GETs straight into the
+//! tensor: what one read task of a distributed reader (`tb.ray`) needs, without
+//! reading the rest of the object.
+
+use bytes::Bytes;
+
+use super::header::{preamble, NpyHeader};
+use super::read::{build_filled, check_data_fits, convert_from};
+use super::remote::HEAD;
+use super::LoadOptions;
+use crate::error::{Error, Result};
+use crate::format::format_err;
+use crate::location::RemoteObject;
+use crate::tensor::Tensor;
+
+/// The header of the `.npy` image that starts at byte `image` of `obj` and is
+/// `len` bytes long (one small ranged read; a second only for a longer header).
+/// `name` names the image in errors.
+pub fn read_header_at(obj: &RemoteObject, image: u64, len: u64, name: &str) -> Result<NpyHeader> {
+    let first: Bytes = obj.get_upto(image, HEAD.min(len as usize))?;
+    let (_, data_offset) = preamble(&first, name)?;
+    let bytes = if data_offset > first.len() && data_offset as u64 <= len {
+        obj.get_range(image..image + data_offset as u64)?
+    } else {
+        first
+    };
+    NpyHeader::parse(&bytes, name)
+}
+
+/// Rows `start..stop` of the `.npy` image at byte `image` of `obj` (`len` bytes long;
+/// `header` is its header, `data_offset` counted from the image's start), as an
+/// owned C-contiguous tensor: for native byte order and no cast, one buffer filled
+/// by concurrent ranged reads of exactly those rows' bytes; otherwise the bytes are
+/// read and then converted (byte swap, cast). `opts.dtype`: the dtype to load as
+/// (bfloat16 for a `'V2'` image, or a cast target). Fortran-ordered images of more
+/// than one dimension are refused (their rows do not lie together); `mmap` is
+/// ignored (there is no local file).
+pub fn load_rows_at(
+    obj: &RemoteObject,
+    header: &NpyHeader,
+    image: u64,
+    len: u64,
+    start: usize,
+    stop: usize,
+    opts: &LoadOptions,
+) -> Result<Tensor> {
+    let name = obj.url();
+    check_data_fits(header, len, name)?;
+    let Some(&rows) = header.shape.first() else {
+        return Err(format_err(name, "a 0-d array has no rows"));
+    };
+    if start > stop || stop > rows {
+        return Err(Error::InvalidArgument(format!(
+            "{name}: rows {start}:{stop} are out of range for {rows} rows"
+        )));
+    }
+    if header.fortran_order && header.shape.len() > 1 {
+        return Err(Error::InvalidArgument(format!(
+            "{name}: a Fortran-ordered array keeps a row's elements apart; read it whole"
+        )));
+    }
+    let stored = header.resolve_dtype(opts.dtype, name)?;
+    let target = opts.dtype.unwrap_or(stored);
+    stored.check_cast(target, opts.casting)?;
+    let row_elems: usize = header.shape[1..].iter().product();
+    let row_bytes = row_elems * header.itemsize();
+    let at = image + (header.data_offset + start * row_bytes) as u64;
+    let mut shape = header.shape.clone();
+    shape[0] = stop - start;
+    if !header.byte_order.is_swapped() && stored == target {
+        return build_filled(stored, &shape, |buf| obj.read_into(at, buf));
+    }
+    let mut data = vec![0u8; (stop - start) * row_bytes];
+    obj.read_into(at, &mut data)?;
+    let mut part = header.clone();
+    part.shape = shape;
+    part.data_offset = 0;
+    convert_from(&part, &data, stored, target, opts)
+}
+
+/// Rows `start..stop` of the `.npy` object `obj`: its header (one small read), then
+/// [`load_rows_at`].
+pub fn load_rows_remote(
+    obj: &RemoteObject,
+    start: usize,
+    stop: usize,
+    opts: &LoadOptions,
+) -> Result<Tensor> {
+    let header = read_header_at(obj, 0, obj.size(), obj.url())?;
+    load_rows_at(obj, &header, 0, obj.size(), start, stop, opts)
+}
