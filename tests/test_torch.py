@@ -121,6 +121,12 @@ def test_to_torch_shares_memory_without_workers():
     assert [p.tolist() for p in got] == a.tolist()
 
 
+def _blocks_of(worker, workers, n, block):
+    """The source rows worker ``worker`` of ``workers`` reads when the source is sharded
+    in blocks of ``block`` rows (block ``j`` to worker ``j % workers``)."""
+    return {i for i in range(n) if (i // block) % workers == worker}
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("drop", [False, True])
 def test_dataloader_workers_every_element_once(workers, drop):
@@ -129,27 +135,131 @@ def test_dataloader_workers_every_element_once(workers, drop):
     loader = DataLoader(ds.to_torch(), batch_size=None, num_workers=workers)
     labels = _labels(loader)
     expect = list(range(n)) if not drop else None
-    if drop:
+    if drop and workers == 0:
         # drop_remainder drops the last 2 shuffled elements: 48 distinct, each once.
         assert len(labels) == 48 and len(set(labels)) == 48 and set(labels) <= set(range(n))
         # the same set tensorbridge itself yields for this seed
         assert labels == sorted(int(v) for _, y in _tuple_ds(n, drop).as_numpy_iterator() for v in y)
+    elif drop:
+        # Sharded at the source in blocks of 8 rows: 6 whole blocks (3 per worker) and
+        # the 2 rows of block 6 go to worker 0, which drops 2 rows of its own shard
+        # (its shuffled remainder): still 48 distinct elements, each once.
+        assert len(labels) == 48 and len(set(labels)) == 48 and set(labels) <= set(range(n))
+        assert set(range(n)) - set(labels) <= _blocks_of(0, 2, n, 8)
     else:
         assert labels == expect
     # batches keep dtypes and shapes
     x, y = next(iter(loader))
     assert x.dtype == torch.float32 and y.dtype == torch.int64 and x.shape[1:] == (6, 5, 3)
+    # as many batches as one process yields (the blocks are whole batches)
+    assert sum(1 for _ in loader) == len(ds.to_torch()) == (6 if drop else 7)
+
+
+def _source(n):
+    x = np.random.default_rng(n).integers(0, 256, size=(n, 6, 5, 3), dtype=np.uint8)
+    return x, (x.astype(np.float32) * np.float32(1 / 255))
 
 
 def test_dataloader_workers_values_match_tensorbridge():
-    ds = _tuple_ds(40)
-    want = {int(y[0]): (x, y) for x, y in ds.as_numpy_iterator()}
-    ds = _tuple_ds(40)  # epoch 0 again for the workers (same seed)
+    n = 40
+    x, want_x = _source(n)
+    ds = _tuple_ds(n)
+    # With a shuffle each worker shuffles and batches its own rows: every batch row
+    # is the source row its label names, cast and scaled (NumPy's values).
     got = list(DataLoader(ds.to_torch(), batch_size=None, num_workers=2))
-    assert len(got) == len(want) == 5
-    for x, y in got:
-        _assert_same((x, y), want[int(y[0])])
-        assert x.shape[0] == 8
+    assert len(got) == 5 and all(xb.shape[0] == 8 for xb, _ in got)
+    for xb, yb in got:
+        _assert_same((xb, yb), (want_x[yb.numpy()], yb.numpy()))
+    assert sorted(int(v) for _, yb in got for v in yb) == list(range(n))
+    # Each batch holds rows of one worker's shard (blocks of 8 rows dealt out 0, 1, 0, ...).
+    for xb, yb in got:
+        rows = set(yb.tolist())
+        assert rows <= _blocks_of(0, 2, n, 8) or rows <= _blocks_of(1, 2, n, 8)
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_dataloader_workers_without_shuffle_give_the_same_batches_in_order():
+    n = 43
+    x, _ = _source(n)
+    ds = (Dataset.from_tensor_slices((x, np.arange(n)))
+          .map((tb.ops.cast(tb.float32), None)).batch(4).prefetch(2))
+    want = list(ds.as_numpy_iterator())
+    for workers in (2, 3):
+        got = list(DataLoader(ds.to_torch(), batch_size=None, num_workers=workers,
+                              collate_fn=lambda e: e))
+        assert len(got) == len(want) == 11
+        for g, w in zip(got, want):
+            _assert_same(g, w)
+
+
+class _Recorder:
+    """A map function writing each row it sees to a file per process."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def __call__(self, x, y):
+        with open(os.path.join(self.directory, str(os.getpid())), "a") as f:
+            f.write(f"{int(y.numpy())}\n")
+        return x, y
+
+
+@pytest.mark.parametrize("source", ["slices", "files"])
+def test_each_worker_reads_only_its_shard_of_the_source(tmp_path, source):
+    """k workers do 1/k of the work each: a Python map right after the source sees
+    each row in exactly one worker (before, every worker ran every row)."""
+    n = 60
+    seen_dir = tmp_path / "seen"
+    seen_dir.mkdir()
+    x = np.arange(n * 2, dtype=np.float32).reshape(n, 2)
+    y = np.arange(n, dtype=np.int64)
+    if source == "slices":
+        ds = Dataset.from_tensor_slices((x, y))
+    else:
+        for k, (lo, hi) in enumerate([(0, 25), (25, 26), (26, 60)]):
+            np.savez(tmp_path / f"part{k}.npz", x=x[lo:hi], y=y[lo:hi])
+        ds = Dataset.from_files(str(tmp_path / "part*.npz"), keys=("x", "y"))
+    ds = (ds.map(_Recorder(str(seen_dir)), num_parallel_calls=1)
+          .shuffle(16, seed=2).batch(5).prefetch(2))
+    got = list(DataLoader(ds.to_torch(), batch_size=None, num_workers=2))
+    for xb, yb in got:
+        np.testing.assert_array_equal(xb.numpy(), x[yb.numpy()])
+    assert sorted(int(v) for _, yb in got for v in yb) == list(range(n))
+    per_worker = sorted(sorted(int(v) for v in p.read_text().split()) for p in seen_dir.iterdir())
+    assert per_worker == sorted(sorted(_blocks_of(w, 2, n, 5)) for w in range(2))
+
+
+@pytest.mark.parametrize("kind", ["take", "enumerate", "shuffled_files"])
+def test_pipelines_that_cannot_shard_at_the_source_keep_element_sharding(tmp_path, kind):
+    """Every worker runs the whole pipeline and keeps every other element; the workers
+    of an epoch agree on its order (exactly once), and epochs still differ."""
+    n = 48
+    if kind == "shuffled_files":
+        for k in range(3):
+            np.save(tmp_path / f"part{k}.npy", np.arange(16 * k, 16 * (k + 1)))
+        ds = Dataset.from_files(str(tmp_path / "part*.npy"), shuffle_files=True, seed=4)
+        ds = ds.shuffle(10, seed=1).batch(4)
+        want = list(range(n))
+    elif kind == "take":
+        ds = Dataset.from_tensor_slices(np.arange(n)).shuffle(n, seed=1).batch(4).take(10)
+        want = None  # the first 40 elements of each epoch's order
+    else:
+        ds = Dataset.from_tensor_slices(np.arange(n)).enumerate().shuffle(n, seed=1).batch(4)
+        want = list(range(n))
+    tds = ds.to_torch()
+    loader = DataLoader(tds, batch_size=None, num_workers=2)
+    epochs = []
+    for _ in range(2):
+        batches = list(loader)
+        vals = [int(v) for b in batches for v in (b[1] if kind == "enumerate" else b).reshape(-1)]
+        if kind == "enumerate":
+            # enumerate numbers the elements before the shuffle: index == value
+            assert [int(i) for b in batches for i in b[0]] == vals
+        assert len(vals) == len(set(vals)) == (40 if kind == "take" else n)
+        if want is not None:
+            assert sorted(vals) == want
+        epochs.append(vals)
+    assert epochs[0] != epochs[1]
 
 
 def test_dataloader_persistent_workers_two_epochs():
@@ -159,15 +269,58 @@ def test_dataloader_persistent_workers_two_epochs():
         assert _labels(loader) == list(range(50))
 
 
-@pytest.mark.parametrize("workers,persistent,reshuffled", [(0, False, True), (2, True, True), (2, False, False)])
-def test_reshuffle_each_epoch_as_documented(workers, persistent, reshuffled):
-    """Every epoch has every element once; it is reshuffled unless forked workers start
-    afresh each epoch (they inherit the shuffle's epoch counter from the parent)."""
+@pytest.mark.parametrize("workers,persistent", [(0, False), (2, True), (2, False)])
+def test_reshuffle_each_epoch(workers, persistent):
+    """Every epoch has every element once and is reshuffled — also with workers forked
+    afresh each epoch (before the fix they inherited the parent's epoch counter and
+    repeated one order)."""
     ds = Dataset.from_tensor_slices(np.arange(40)).shuffle(40).batch(4)
     loader = DataLoader(ds.to_torch(), batch_size=None, num_workers=workers, persistent_workers=persistent)
-    epochs = [[int(v) for b in loader for v in b] for _ in range(2)]
+    epochs = [[int(v) for b in loader for v in b] for _ in range(3)]
     assert all(sorted(e) == list(range(40)) for e in epochs)
-    assert (epochs[0] != epochs[1]) == reshuffled
+    assert epochs[0] != epochs[1] != epochs[2] != epochs[0]
+
+
+def _orders(make_loader, epochs=2):
+    return [[int(v) for b in make_loader() for v in b] for _ in range(epochs)]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_set_epoch_reproduces_an_epochs_order(workers):
+    def fresh():
+        return Dataset.from_tensor_slices(np.arange(40)).shuffle(40, seed=7).batch(4).to_torch()
+
+    a, b = fresh(), fresh()
+    orders = {}
+    for name, tds in (("a", a), ("b", b)):
+        for epoch in (3, 4):
+            tds.set_epoch(epoch)
+            (orders[name, epoch],) = _orders(lambda: DataLoader(tds, batch_size=None, num_workers=workers), 1)
+    assert orders["a", 3] == orders["b", 3] and orders["a", 4] == orders["b", 4]
+    assert orders["a", 3] != orders["a", 4]
+    assert all(sorted(o) == list(range(40)) for o in orders.values())
+    if workers == 0:
+        # set_epoch(e) gives the order of a fresh pipeline's e-th epoch
+        ds = Dataset.from_tensor_slices(np.arange(40)).shuffle(40, seed=7).batch(4)
+        natural = [[int(v) for b in ds for v in b.numpy()] for _ in range(5)]
+        assert orders["a", 3] == natural[3] and orders["a", 4] == natural[4]
+    with pytest.raises(ValueError, match="epoch"):
+        a.set_epoch(-1)
+
+
+def test_worker_epochs_follow_torch_seed():
+    """Workers take their epoch from the DataLoader's base seed: torch.manual_seed
+    reproduces a run, and two runs with other seeds differ."""
+    def run(seed):
+        torch.manual_seed(seed)
+        ds = Dataset.from_tensor_slices(np.arange(40)).shuffle(40, seed=7).batch(4)
+        tds = ds.to_torch()
+        return _orders(lambda: DataLoader(tds, batch_size=None, num_workers=2))
+
+    first, again, other = run(0), run(0), run(1)
+    assert first == again
+    assert first != other
+    assert all(sorted(o) == list(range(40)) for o in first + other)
 
 
 @pytest.mark.filterwarnings("ignore:Got pickle error")
@@ -207,14 +360,16 @@ y = np.arange(83, dtype=np.int64)
 ds = tb.data.Dataset.from_tensor_slices((x, y)).shuffle(20, seed=5).batch(4).prefetch(2)
 tds = ds.to_torch()
 labels = []
+batches = 0
 for xb, yb in DataLoader(tds, batch_size=None, num_workers=2):
     assert torch.equal(xb[:, 0], yb.to(torch.float32) * 2)
     labels += yb.tolist()
+    batches += 1
 gathered = [None] * world
 dist.all_gather_object(gathered, labels)
 n = len(tds)
 dist.destroy_process_group()
-print(json.dumps({"rank": rank, "labels": labels, "all": gathered, "len": n}))
+print(json.dumps({"rank": rank, "labels": labels, "all": gathered, "len": n, "batches": batches}))
 """
 
 
@@ -234,8 +389,13 @@ def test_distributed_gloo_two_ranks_two_workers(tmp_path):
     assert not a & b and a and b, "each rank gets a disjoint, non-empty shard"
     assert sorted(a | b) == list(range(83))
     assert res[0]["all"] == res[1]["all"]
-    # each rank's len() is its own shard's batch count (21 batches split 11/10)
+    # each rank's len() is its own shard's batch count (21 batches split 11/10), and
+    # its two workers together yield exactly that many
     assert sorted(r["len"] for r in res) == [10, 11]
+    assert all(r["batches"] == r["len"] for r in res)
+    # sharded at the source: rank r reads the blocks of 4 rows j with j % 2 == r
+    for r in res:
+        assert set(r["labels"]) == {i for i in range(83) if (i // 4) % 2 == r["rank"]}
 
 
 # ------------------------------------------------------------------ DLPack both ways

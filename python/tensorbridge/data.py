@@ -403,18 +403,43 @@ class Dataset(_Combinators):
 
         Use it with ``DataLoader(ds.to_torch(), batch_size=None)``: tensorbridge
         batches, the loader passes batches through. Each epoch (each ``iter()``) is
-        sharded with :meth:`shard` so every element appears once per epoch: over
-        the loader's ``num_workers`` (``get_worker_info``) and, when
-        ``torch.distributed`` is initialised, over its ranks too (shard
-        ``worker * world_size + rank`` of ``world_size * num_workers``, so rank
-        ``r`` gets exactly ``ds.shard(world_size, r)``). The shard is taken of
-        this dataset's elements (whole batches after ``batch``): every worker runs
-        the pipeline up to it, so ``num_workers=0`` (tensorbridge already runs the
-        pipeline on its own threads) is the fast choice; shuffle with a shared seed
-        across processes (the seed is drawn once, when ``shuffle`` is called, and
-        forked workers inherit it). Workers forked afresh each epoch (not
-        ``persistent_workers``) inherit the shuffle's epoch counter too, so they
-        repeat one order every epoch: pass ``persistent_workers=True`` to reshuffle.
+        sharded so every element appears once per epoch: over the loader's
+        ``num_workers`` (``get_worker_info``) and, when ``torch.distributed`` is
+        initialised, over its ranks too (shard ``worker * world_size + rank`` of
+        ``world_size * num_workers``).
+
+        **Sharding at the source.** When the pipeline is a ``from_tensor_slices``,
+        ``range`` or ``from_files`` (local files, ``shuffle_files=False``) source
+        followed only by maps, ``shuffle``, ``global_shuffle``, ``batch``,
+        ``padded_batch``, ``filter`` and ``prefetch``, each process reads only its own
+        *source rows* (tf.data's advice: shard right after the source), so ``k``
+        workers do ``1/k`` of the work each. Rows are dealt out in blocks of the
+        batch size (block ``j`` to shard ``j % num``): the shards together yield as
+        many batches as one process, rank ``r`` exactly ``len(ds.shard(world_size,
+        r))`` of them (its ``len()``), one short batch in all (dropped under
+        ``drop_remainder``). Without a shuffle the batches are the very batches of
+        one process, in the same order through a DataLoader; with one, each process
+        shuffles its own rows, so a batch holds rows of one worker's shard — the
+        rows differ from a single-process run's batches (as with tf.data's ``shard``
+        after the source, or any sharded PyTorch ``IterableDataset``); the epoch's
+        union is still every element once. Other pipelines (``take``, ``skip``,
+        ``repeat``, ``zip``, ``concatenate``, ``enumerate``, ``unbatch``, sampling,
+        a shuffled or remote file list) are sharded by element (:meth:`shard`):
+        every process runs the whole pipeline and keeps every ``num``-th element,
+        so there ``num_workers=0`` is the fast choice (tensorbridge already runs
+        the pipeline on its own threads) and a shuffle needs a seed shared by all
+        ranks (forked workers inherit it).
+
+        **Epochs.** Each epoch reshuffles, also with DataLoader workers that are
+        forked afresh every epoch: a worker takes its epoch from the loader's
+        per-epoch base seed (``get_worker_info().seed - id``, the same for the
+        workers of one epoch and drawn from torch's RNG, so ``torch.manual_seed``
+        reproduces a run); persistent workers count on. The returned dataset's
+        ``set_epoch(epoch)`` (as ``DistributedSampler.set_epoch``; call it before
+        each epoch) fixes the epoch instead, in the main process too: the same
+        epoch gives the same order in every process. Under ``torch.distributed``
+        with element sharding, workers keep the pipeline's own epoch counter unless
+        ``set_epoch`` is called (ranks' base seeds differ, their orders must not).
         Iterated directly, elements keep their tuples; DataLoader's default
         ``collate_fn`` (``default_convert``) turns tuples into lists, as for any dataset.
 

@@ -296,6 +296,26 @@ impl PyDataset {
         self.inner.shard(num_shards, index).map(wrap).or_py()
     }
 
+    /// This pipeline with its source's rows sharded (blocks of the batch size),
+    /// or None when it does not allow it (see the core's `shard_source`).
+    fn shard_source(&self, num_shards: i64, index: i64) -> PyResult<Option<PyDataset>> {
+        if num_shards <= 0 || index < 0 {
+            return Err(PyValueError::new_err(format!(
+                "shard index {index} is out of range for {num_shards} shards"
+            )));
+        }
+        Ok(self
+            .inner
+            .shard_source(num_shards as u64, index as u64)
+            .or_py()?
+            .map(wrap))
+    }
+
+    /// Make the next epoch of every reshuffling stage use epoch `epoch`'s order.
+    fn set_epoch(&self, epoch: u64) {
+        self.inner.set_epoch(epoch)
+    }
+
     /// Elements when `get` works (random access), else None.
     fn random_access_len(&self) -> Option<u64> {
         self.inner.random_access_len()

@@ -217,6 +217,7 @@ impl Dataset {
             | Node::Take { input, .. }
             | Node::Skip { input, .. }
             | Node::Shard { input, .. }
+            | Node::ShardRows { input, .. }
             | Node::Batch { input, .. }
             | Node::GlobalShuffle { input, .. }
             | Node::Enumerate { input, .. }
@@ -298,6 +299,12 @@ impl Dataset {
             | Node::AssertCardinality { input, .. } => input.get_item(i),
             Node::Skip { input, n } => input.get_item(i + n.unwrap_or(0)),
             Node::Shard { input, num, index } => input.get_item(i * num + index),
+            Node::ShardRows {
+                input,
+                num,
+                index,
+                block,
+            } => input.get_item(super::shard_rows::row(i, *num, *index, *block)),
             Node::Repeat { input, .. } => match input.cardinality() {
                 Cardinality::Finite(m) if m > 0 => input.get_item(i % m),
                 _ => Err(out_of_range(i, 0)),

@@ -117,6 +117,7 @@ mod remote_files;
 mod rng;
 mod run;
 mod sample;
+mod shard_rows;
 pub mod shuffle;
 mod state;
 #[cfg(test)]
@@ -245,6 +246,14 @@ enum Node {
         input: Dataset,
         num: u64,
         index: u64,
+    },
+    /// The rows of a random-access source dealt out in blocks of `block` to `num`
+    /// shards: this is shard `index` (see `shard_rows.rs`).
+    ShardRows {
+        input: Dataset,
+        num: u64,
+        index: u64,
+        block: u64,
     },
     GlobalShuffle {
         input: Dataset,
@@ -559,6 +568,15 @@ impl Dataset {
                 c => c,
             },
             Node::GlobalShuffle { input, .. } => input.cardinality(),
+            Node::ShardRows {
+                input,
+                num,
+                index,
+                block,
+            } => match input.cardinality() {
+                Finite(n) => Finite(shard_rows::shard_len(n, *num, *index, *block)),
+                c => c,
+            },
             Node::Zip { inputs } => zip::cardinality(inputs),
             Node::Concatenate { first, second } => {
                 concat::cardinality(first.cardinality(), second.cardinality())
@@ -629,6 +647,7 @@ impl Dataset {
             | Node::Take { input, .. }
             | Node::Skip { input, .. }
             | Node::Shard { input, .. }
+            | Node::ShardRows { input, .. }
             | Node::GlobalShuffle { input, .. }
             | Node::Filter { input, .. }
             | Node::AssertCardinality { input, .. } => input.element_spec()?,

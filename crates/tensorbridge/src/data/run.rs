@@ -272,6 +272,7 @@ impl Dataset {
                     seen,
                 })
             }
+            Node::ShardRows { .. } => self.build_shard_rows(state)?,
             Node::GlobalShuffle { .. }
             | Node::Zip { .. }
             | Node::Concatenate { .. }
@@ -337,6 +338,8 @@ impl Dataset {
             | Node::Take { input, .. }
             | Node::Skip { input, .. }
             | Node::Shard { input, .. } => input.materialize(prov),
+            // Its provenance is its own position, read by random access.
+            Node::ShardRows { .. } => self.get_item(prov.index()?),
             Node::GlobalShuffle { .. }
             | Node::Zip { .. }
             | Node::Concatenate { .. }

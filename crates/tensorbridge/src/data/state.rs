@@ -279,7 +279,8 @@ impl Dataset {
             | Repeat { input, .. }
             | Take { input, .. }
             | Skip { input, .. }
-            | Shard { input, .. } => vec![input],
+            | Shard { input, .. }
+            | ShardRows { input, .. } => vec![input],
             GlobalShuffle { .. }
             | Zip { .. }
             | Concatenate { .. }
@@ -372,6 +373,9 @@ impl Dataset {
             // sharding (the state holds the global position).
             Shard { input, .. } if input.is_global_shuffle() => "shard(elastic)".into(),
             Shard { num, index, .. } => format!("shard({num}, {index})"),
+            ShardRows {
+                num, index, block, ..
+            } => format!("shard_rows({num}, {index}, block={block})"),
             GlobalShuffle { .. }
             | Zip { .. }
             | Concatenate { .. }
