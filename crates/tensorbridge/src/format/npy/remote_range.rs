@@ -90,3 +90,71 @@ pub fn load_rows_remote(
     let header = read_header_at(obj, 0, obj.size(), obj.url())?;
     load_rows_at(obj, &header, 0, obj.size(), start, stop, opts)
 }
+
+#[cfg(test)]
+mod tests {
+    use object_store::path::Path as ObjPath;
+    use object_store::{ObjectStore, PutPayload};
+
+    use super::*;
+    use crate::dtype::DType;
+    use crate::location::{block_on_for_tests as block_on, memory_store, Location, StorageOptions};
+
+    /// An `.npy` image of `descr`, `shape` (a version 1.0 header padded to 64 bytes).
+    fn npy(descr: &str, fortran: bool, shape: &[usize], data: &[u8]) -> Vec<u8> {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let mut dict = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': ({},), }}",
+            if fortran { "True" } else { "False" },
+            dims.join(", ")
+        );
+        while (10 + dict.len() + 1) % 64 != 0 {
+            dict.push(' ');
+        }
+        dict.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        out.extend_from_slice(dict.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    fn object(key: &str, bytes: Vec<u8>) -> RemoteObject {
+        block_on(memory_store().put(&ObjPath::from(key), PutPayload::from(bytes))).unwrap();
+        let loc = Location::parse(&format!("memory:///{key}"), &StorageOptions::new()).unwrap();
+        loc.open_remote().unwrap().unwrap()
+    }
+
+    #[test]
+    fn rows_of_native_and_byte_swapped_objects() {
+        let values: Vec<i32> = (0..150).map(|i| i * 7 - 300).collect();
+        let le: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let be: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+        for (key, descr, data) in [("rr/le.npy", "<i4", le), ("rr/be.npy", ">i4", be)] {
+            let obj = object(key, npy(descr, false, &[50, 3], &data));
+            let t = load_rows_remote(&obj, 10, 20, &LoadOptions::default()).unwrap();
+            assert_eq!(t.shape(), &[10, 3]);
+            assert_eq!(t.dtype(), DType::Int32);
+            assert_eq!(
+                t.to_vec::<i32>().unwrap(),
+                values[30..60].to_vec(),
+                "{descr}"
+            );
+            let empty = load_rows_remote(&obj, 50, 50, &LoadOptions::default()).unwrap();
+            assert_eq!(empty.shape(), &[0, 3]);
+            let e = load_rows_remote(&obj, 40, 51, &LoadOptions::default()).unwrap_err();
+            assert!(e.to_string().contains("out of range for 50 rows"), "{e}");
+        }
+    }
+
+    #[test]
+    fn rows_lying_apart_or_missing_data_are_refused_naming_the_object() {
+        let data = vec![0u8; 4 * 150];
+        let obj = object("rr/f.npy", npy("<f4", true, &[50, 3], &data));
+        let e = load_rows_remote(&obj, 0, 5, &LoadOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("Fortran") && e.to_string().contains("rr/f.npy"));
+        let obj = object("rr/short.npy", npy("<f4", false, &[50, 3], &data[..100]));
+        let e = load_rows_remote(&obj, 0, 5, &LoadOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("rr/short.npy"), "{e}");
+    }
+}
