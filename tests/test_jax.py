@@ -8,6 +8,7 @@ devices is fixed when JAX initialises.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -29,6 +30,18 @@ INT64_EDGES = np.array([0, 1, -1, 2**31 - 1, 2**31, -2**31, -2**31 - 1, 2**32, 2
                         -2**35 - 7, 2**40 + 123, 2**63 - 1, -2**63], dtype=np.int64)
 UINT64_EDGES = np.array([0, 1, 2**31, 2**32 - 1, 2**32, 2**32 + 9, 2**40 + 77, 2**63, 2**64 - 1],
                         dtype=np.uint64)
+
+
+@contextlib.contextmanager
+def _x64(on: bool):
+    """``jax_enable_x64`` set to ``on`` inside, restored after (other test modules,
+    e.g. test_dlpack.py, turn it on for the whole process)."""
+    before = bool(jax.config.jax_enable_x64)
+    jax.config.update("jax_enable_x64", on)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", before)
 
 
 def _run_child(code: str, env_extra: dict | None = None, timeout: int = 300) -> dict:
@@ -107,39 +120,41 @@ def test_to_jax_narrows_64_bit_ints_like_jax(batched):
     if batched:
         ds = ds.batch(5)
     want = list(ds.as_numpy_iterator())
-    got = list(ds.to_jax())
+    with _x64(False):
+        got = list(ds.to_jax())
+        jnp_own = [{k: np.asarray(jax.numpy.asarray(wd[k])) for k in ("y", "ids")} for _, wd in want]
     assert len(got) == len(want)
-    assert not jax.config.jax_enable_x64
-    for (gx, gd), (wx, wd) in zip(got, want):
+    for (gx, gd), (wx, wd), own in zip(got, want, jnp_own):
         assert gd["y"].dtype == np.int32 and gd["ids"].dtype == np.uint32
         # NumPy's wrap-around is the oracle, and JAX's own conversion agrees with it
         for k in ("y", "ids"):
-            np.testing.assert_array_equal(np.asarray(gd[k]), _jax_dtype(wd[k]))
-            np.testing.assert_array_equal(np.asarray(gd[k]), np.asarray(jax.numpy.asarray(wd[k])))
+            np.testing.assert_array_equal(np.asarray(gd[k]), wd[k].astype(gd[k].dtype))
+            np.testing.assert_array_equal(np.asarray(gd[k]), own[k])
+            assert own[k].dtype == gd[k].dtype
         _assert_same(gx, wx)
 
 
 def test_to_jax_keeps_64_bit_ints_with_x64():
     ds = _int64_ds().batch(7)
     want = list(ds.as_numpy_iterator())
-    jax.config.update("jax_enable_x64", True)
-    try:
+    with _x64(True):
         got = list(ds.to_jax())
         assert len(got) == len(want)
         for g, w in zip(got, want):
             _assert_same(g, w)
             assert g[1]["y"].dtype == np.int64 and g[1]["ids"].dtype == np.uint64
-    finally:
-        jax.config.update("jax_enable_x64", False)
 
 
 def test_to_jax_narrows_ints_after_a_python_map():
     # A Python map hides the element spec until it runs: narrowing is per tensor.
     ds = _int64_ds().map(lambda x, d: (x, {"y": d["y"], "ids": d["ids"]})).batch(4)
     want = list(ds.as_numpy_iterator())
-    got = list(ds.to_jax())
+    with _x64(False):
+        got = list(ds.to_jax())
+        want = [_map(_jax_dtype, w) for w in want]
     for g, w in zip(got, want):
-        _assert_same(g, _map(_jax_dtype, w))
+        assert g[1]["y"].dtype == np.int32
+        _assert_same(g, w)
 
 
 ALL_DTYPES = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
