@@ -414,8 +414,8 @@ class Dataset(_Combinators):
         ``padded_batch``, ``filter`` and ``prefetch``, each process reads only its own
         *source rows* (tf.data's advice: shard right after the source), so ``k``
         workers do ``1/k`` of the work each. Rows are dealt out in blocks of the
-        batch size (block ``j`` to shard ``j % num``): the shards together yield as
-        many batches as one process, rank ``r`` exactly ``len(ds.shard(world_size,
+        batch size (block ``j`` to shard ``j % num``): without a ``filter``, the shards
+        together yield as many batches as one process, rank ``r`` exactly ``len(ds.shard(world_size,
         r))`` of them (its ``len()``), one short batch in all (dropped under
         ``drop_remainder``). Without a shuffle the batches are the very batches of
         one process, in the same order through a DataLoader; with one, each process
