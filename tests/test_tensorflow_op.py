@@ -177,9 +177,20 @@ def test_falls_back_to_the_generator_with_one_warning(monkeypatch):
 
 
 def test_missing_symbol_is_a_reason_not_a_crash(monkeypatch):
-    """A TensorFlow build without the C kernel API: the install step names the
-    missing function instead of failing later."""
+    """A library without the C kernel API: the install step names the missing
+    function instead of failing later (and a failed lookup is not remembered)."""
+    import ctypes.util
+
+    libc = ctypes.util.find_library("c")  # loaded in every process, no TF_ symbols
     monkeypatch.setattr(_tensorflow, "_why_not", _tensorflow._UNTRIED)
-    monkeypatch.setattr(_core, "tf_symbols", lambda: ["TF_NoSuchFunctionInTensorflow"])
+    monkeypatch.setattr(_tensorflow, "_framework_library", lambda tf: libc)
     why = _tensorflow._install_native_ops(tf)
-    assert why is not None and "TF_NoSuchFunctionInTensorflow" in why
+    assert why is not None and "does not export TF_NewStatus" in why and libc in why
+
+
+def test_library_not_loaded_is_a_reason(monkeypatch, tmp_path):
+    """tf_install never loads a library itself: a path that is not loaded is refused."""
+    monkeypatch.setattr(_tensorflow, "_why_not", _tensorflow._UNTRIED)
+    monkeypatch.setattr(_tensorflow, "_framework_library", lambda tf: str(tmp_path / "libnothing.so"))
+    why = _tensorflow._install_native_ops(tf)
+    assert why is not None and "is not loaded in this process" in why

@@ -305,12 +305,10 @@ def data_live_threads() -> int: ...
 
 # --- the TensorFlow op behind Dataset.to_tensorflow() (tf_bridge.rs) -----------------
 
-def tf_symbols() -> list[str]:
-    """The C functions of TensorFlow that ``tf_install`` needs."""
-    ...
-def tf_install(addresses: dict[str, int]) -> None:
-    """Register the ops with TensorFlow once per process, given each function's
-    address in the loaded libtensorflow_framework; RuntimeError says what failed."""
+def tf_install(library: str) -> None:
+    """Register the ops with TensorFlow once per process; ``library`` is the path of the
+    loaded libtensorflow_framework, whose C API functions are looked up in it.
+    RuntimeError says what failed (not loaded, a function not exported)."""
     ...
 def tf_open(ds: _Dataset) -> int:
     """Start one epoch of ``ds`` for the op; its handle."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 if TYPE_CHECKING:
     from ._convert import Tensor
@@ -43,8 +43,8 @@ class _TFBatches:
 #
 # ``to_tensorflow()`` builds its tf.data.Dataset around two ops the compiled core
 # registers with TensorFlow at first use (crates/tensorbridge-py/src/tf_bridge.rs),
-# through TensorFlow's C op/kernel API, whose functions are looked up here in the
-# already loaded libtensorflow_framework with ctypes (no compiler needed):
+# through TensorFlow's C op/kernel API, whose functions it looks up in the already
+# loaded libtensorflow_framework named here (no compiler needed):
 #
 #   range(1).flat_map(epoch)                      one epoch per TF iterator
 #     epoch: numpy_function(tf_open)              the only Python call: once per epoch
@@ -79,30 +79,14 @@ def _install_native_ops(tf: Any) -> Optional[str]:
     global _why_not
     if _why_not is not _UNTRIED:
         return _why_not
-    import ctypes
-    import os
-
     from . import _core
 
     try:
-        path = _framework_library(tf)
-        lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
-        addresses: Dict[str, int] = {}
-        for name in _core.tf_symbols():
-            try:
-                address = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
-            except AttributeError:
-                address = None
-            if not address:
-                raise RuntimeError(f"{path} does not export {name}")
-            addresses[name] = address
-        _core.tf_install(addresses)
+        _core.tf_install(_framework_library(tf))
         _why_not = None
     except (OSError, RuntimeError, ValueError, TypeError) as e:
         _why_not = f"{type(e).__name__}: {e}"
     return _why_not
-
-
 
 
 def native_dataset(ds: Any, tf: Any, flat: list) -> Optional[Any]:

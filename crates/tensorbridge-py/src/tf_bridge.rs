@@ -3,8 +3,9 @@
 //!
 //! TensorFlow's wheel exports its C op/kernel API from
 //! `libtensorflow_framework.so.2`. The Python side (`tensorbridge._tensorflow`)
-//! looks the few functions used here up with `ctypes` and hands their addresses to
-//! [`tf_install`], which registers two stateful CPU ops:
+//! passes that library's path to [`tf_install`], which looks the few functions
+//! used here up (`dlsym` in the already loaded library) and registers two stateful
+//! CPU ops:
 //!
 //! - `TensorbridgeIteratorGuard(id: int64) -> handle: int64`: the same id in a
 //!   buffer of its own; when TensorFlow frees that buffer (the per-epoch inner
@@ -97,7 +98,7 @@ struct Api {
     delete_tensor: unsafe extern "C" fn(*mut TfTensor),
 }
 
-/// The names [`tf_install`] needs addresses for, in [`Api`]'s field order.
+/// The C functions [`tf_install`] looks up, in [`Api`]'s field order.
 const SYMBOLS: [&str; 25] = [
     "TF_NewStatus",
     "TF_DeleteStatus",
@@ -659,31 +660,50 @@ fn register(api: &Api) -> Result<(), String> {
     Ok(())
 }
 
-/// Register the ops with TensorFlow (once per process). `addresses`: the address of
-/// each C function named in `tf_symbols()`, from the loaded
-/// `libtensorflow_framework.so.2`. Raises RuntimeError saying what failed.
-#[pyfunction]
-fn tf_install(addresses: HashMap<String, usize>) -> PyResult<()> {
-    let result = INSTALLED.get_or_init(|| {
-        let mut a = [0usize; 25];
-        for (slot, name) in a.iter_mut().zip(SYMBOLS) {
-            *slot = match addresses.get(name) {
-                Some(&p) if p != 0 => p,
-                _ => return Err(format!("TensorFlow does not export {name}")),
-            };
+/// The address of each function in [`SYMBOLS`], looked up in the already loaded
+/// library at `library` (TensorFlow's `libtensorflow_framework.so.2`). The
+/// library is never unloaded: TensorFlow keeps it for the life of the process.
+fn resolve(library: &str) -> Result<[usize; 25], String> {
+    let path = CString::new(library).map_err(|_| format!("{library:?} contains a NUL byte"))?;
+    // SAFETY: `path` is a NUL-terminated string; with RTLD_NOLOAD dlopen loads
+    // nothing (so runs no initialiser): it only returns a handle to a library that
+    // is already loaded, or null. The handle is deliberately never closed.
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+    if handle.is_null() {
+        return Err(format!(
+            "{library} is not loaded in this process (import tensorflow first)"
+        ));
+    }
+    let mut a = [0usize; 25];
+    for (slot, name) in a.iter_mut().zip(SYMBOLS) {
+        let cname = CString::new(name).map_err(|_| format!("bad symbol name {name:?}"))?;
+        // SAFETY: `handle` is a live dlopen handle and `cname` NUL-terminated.
+        let p = unsafe { libc::dlsym(handle, cname.as_ptr()) };
+        if p.is_null() {
+            return Err(format!("{library} does not export {name}"));
         }
-        // SAFETY: the Python side resolved each name in TensorFlow's own library,
-        // which stays loaded for the life of the process.
+        *slot = p as usize;
+    }
+    Ok(a)
+}
+
+/// Register the ops with TensorFlow (once per process). `library`: the path of the
+/// loaded `libtensorflow_framework.so.2`, whose C op/kernel API functions
+/// ([`SYMBOLS`]) are looked up here. Raises RuntimeError saying what failed (a
+/// failed lookup is not remembered: another path may be tried).
+#[pyfunction]
+fn tf_install(library: &str) -> PyResult<()> {
+    // Looked up on every call (a few dlsym calls), so a wrong library is refused
+    // even once the ops are installed.
+    let a = resolve(library).map_err(PyRuntimeError::new_err)?;
+    let result = INSTALLED.get_or_init(|| {
+        // SAFETY: each address is the function of that name in TensorFlow's own
+        // library (dlsym above), which stays loaded for the life of the process;
+        // the field types follow TF 2.x's C headers (see `Api`).
         let api = API.get_or_init(|| unsafe { Api::from_addresses(&a) });
         register(api)
     });
     result.clone().map_err(PyRuntimeError::new_err)
-}
-
-/// The C functions `tf_install` needs.
-#[pyfunction]
-fn tf_symbols() -> Vec<&'static str> {
-    SYMBOLS.to_vec()
 }
 
 /// Start one epoch of `ds` for the TensorFlow op; returns its handle.
@@ -722,7 +742,6 @@ fn tf_stats() -> (usize, usize, usize) {
 /// Add the TensorFlow bridge functions to `tensorbridge._core`.
 pub fn register_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tf_install, m)?)?;
-    m.add_function(wrap_pyfunction!(tf_symbols, m)?)?;
     m.add_function(wrap_pyfunction!(tf_open, m)?)?;
     m.add_function(wrap_pyfunction!(tf_stats, m)?)?;
     Ok(())
