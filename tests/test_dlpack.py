@@ -407,8 +407,10 @@ def test_consumer_keeps_memory_until_it_releases(consumer):
 
 
 def test_many_round_trips_do_not_leak():
-    """Fresh 8 MiB tensors through every path; a leak of any of them would grow RSS
-    by 8 MiB per iteration."""
+    """Fresh 8 MiB tensors through every path; a leak of any one of them would grow
+    RSS by 8 MiB per iteration, 1,200 MiB over the 150 measured ones. The bound leaves
+    room for allocator caches (glibc arenas, TensorFlow's and XLA's pools), which in
+    the full suite, after hundreds of other tests, grew RSS by ~64 MiB here."""
     base = np.arange(2 * 1024 * 1024, dtype=np.float32)  # 8 MiB
 
     def once():
@@ -424,7 +426,7 @@ def test_many_round_trips_do_not_leak():
         np.from_dlpack(t)
         tb.from_dlpack(np.from_dlpack(t))
 
-    for _ in range(5):
+    for _ in range(20):
         once()
     gc.collect()
     before = rss_bytes()
@@ -432,7 +434,7 @@ def test_many_round_trips_do_not_leak():
         once()
     gc.collect()
     grown = rss_bytes() - before
-    assert grown < 64 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB over 150 round trips"
+    assert grown < 320 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB over 150 round trips"
 
 
 # ---------------------------------------------------------------------------
