@@ -52,6 +52,23 @@ def bits(a):
     return a.view(np.uint8).tobytes() if a.size else b""
 
 
+def same(a, b):
+    """Elements equal: the same structure (tuples; dicts with the same keys in the same
+    order), and at each leaf the same dtype, shape and bits."""
+    if isinstance(a, tuple):
+        assert isinstance(b, tuple) and len(a) == len(b), (a, b)
+        for x, y in zip(a, b):
+            same(x, y)
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), (list(a), b)
+        for k in a:
+            same(a[k], b[k])
+    else:
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, a.shape, b.dtype, b.shape)
+        assert bits(a) == bits(b), (a, b)
+
+
 @pytest.fixture(params=NAMES)
 def dtype_name(request):
     return request.param

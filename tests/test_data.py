@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tensorbridge as tb
-from conftest import wait_threads
+from conftest import same, wait_threads
 
 tf = pytest.importorskip("tensorflow")
 Dataset = tb.data.Dataset
@@ -20,22 +20,6 @@ def to_np(x):
     if isinstance(x, dict):
         return {k: to_np(v) for k, v in x.items()}
     return np.asarray(x)
-
-
-def same(a, b):
-    """Structure, dtype, shape and bits equal."""
-    if isinstance(a, tuple):
-        assert isinstance(b, tuple) and len(a) == len(b)
-        for x, y in zip(a, b):
-            same(x, y)
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b)
-        for k in a:
-            same(a[k], b[k])
-    else:
-        a, b = np.asarray(a), np.asarray(b)
-        assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, a.shape, b.dtype, b.shape)
-        np.testing.assert_array_equal(a, b)
 
 
 def tb_list(ds):

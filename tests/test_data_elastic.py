@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import tensorbridge as tb
+from conftest import same
 
 D = tb.data.Dataset
 
@@ -23,20 +24,6 @@ def to_np(x):
     if isinstance(x, dict):
         return {k: to_np(v) for k, v in x.items()}
     return np.array(x.numpy(), copy=True)
-
-
-def same(a, b):
-    if isinstance(a, tuple):
-        assert isinstance(b, tuple) and len(a) == len(b)
-        for x, y in zip(a, b):
-            same(x, y)
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b)
-        for k in a:
-            same(a[k], b[k])
-    else:
-        assert a.dtype == b.dtype and a.shape == b.shape, (a.shape, b.shape)
-        assert np.array_equal(a, b)
 
 
 def check_resume(make):

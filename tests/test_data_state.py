@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tensorbridge as tb
-from conftest import wait_threads
+from conftest import same, wait_threads
 
 Dataset = tb.data.Dataset
 
@@ -28,21 +28,6 @@ def to_np(x):
     if isinstance(x, dict):
         return {k: to_np(v) for k, v in x.items()}
     return np.array(x.numpy() if isinstance(x, tb.Tensor) else x, copy=True)
-
-
-def same(a, b):
-    """Structure, dtype, shape and bits equal."""
-    if isinstance(a, tuple):
-        assert isinstance(b, tuple) and len(a) == len(b)
-        for x, y in zip(a, b):
-            same(x, y)
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b)
-        for k in a:
-            same(a[k], b[k])
-    else:
-        assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, a.shape, b.dtype, b.shape)
-        assert np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"), (a, b)
 
 
 def run_saving_states(ds):
