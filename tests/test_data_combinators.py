@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tensorbridge as tb
+from conftest import same
 
 tf = pytest.importorskip("tensorflow")
 
@@ -19,21 +20,6 @@ def to_np(x):
     if isinstance(x, dict):
         return {k: to_np(v) for k, v in x.items()}
     return np.asarray(x.numpy())
-
-
-def assert_same(a, b):
-    """Equal structure (tuples/dicts), dtypes, shapes and values."""
-    if isinstance(a, tuple):
-        assert isinstance(b, tuple) and len(a) == len(b), (a, b)
-        for x, y in zip(a, b):
-            assert_same(x, y)
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and sorted(a) == sorted(b), (a, b)
-        for k in a:
-            assert_same(a[k], b[k])
-    else:
-        assert a.dtype == b.dtype and a.shape == b.shape, (a, b)
-        np.testing.assert_array_equal(a, b)
 
 
 def elements(ds):
@@ -66,7 +52,7 @@ def check(ours, theirs):
     a, b = elements(ours), [to_np_tf(e) for e in theirs]
     assert len(a) == len(b)
     for x, y in zip(a, b):
-        assert_same(x, y)
+        same(x, y)
     assert ours.cardinality() == int(theirs.cardinality())
     assert spec(ours) == tf_spec(theirs)
 
@@ -167,7 +153,7 @@ def test_padded_batch_like_tf():
         b = [to_np_tf(e) for e in theirs.padded_batch(3, **tkw)]
         assert len(a) == len(b)
         for x, y in zip(a, b):
-            assert_same(x, y)
+            same(x, y)
     # known shapes: element_spec and cardinality too
     x3 = np.arange(30, dtype=np.float32).reshape(5, 2, 3)
     check(D.from_tensor_slices((x3, Y[:5])).padded_batch(2, padded_shapes=([4, None], []),

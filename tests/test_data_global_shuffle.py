@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tensorbridge as tb
+from conftest import same
 
 D = tb.data.Dataset
 
@@ -62,22 +63,6 @@ def test_first_position_frequencies_pass_chi_square(n):
 def test_chi_square_check_can_fail():
     counts = np.bincount(np.arange(4000) % 7, minlength=10)
     assert chi_square(counts) > CHI2_CRIT[9]
-
-
-def same(a, b):
-    """Equal structure, dtypes and values."""
-    assert type(a) is type(b)
-    if isinstance(a, tuple):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            same(x, y)
-    elif isinstance(a, dict):
-        assert list(a) == list(b)
-        for k in a:
-            same(a[k], b[k])
-    else:
-        assert a.dtype == b.dtype
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def write_npy(tmp_path, rows, width=3, dtype=np.float32):
