@@ -40,6 +40,58 @@ pub(crate) const CHUNK_BYTES: usize = if cfg!(test) { 64 } else { 8 << 20 };
 /// rows, in one request.
 const OPEN_FIRST: usize = 1 << 20;
 
+/// Bytes of the first read of an `.npy` object opened ahead ([`Opening`]): its
+/// header and a whole first chunk of rows, so the rows are at hand when the
+/// object's turn comes and the object's stream starts only then (an object opened
+/// ahead holds at most this much).
+const AHEAD_FIRST: usize = CHUNK_BYTES + (64 << 10);
+
+/// An `.npy` object of a `from_files` order opened ahead, in the background: the
+/// first GET (its header and first chunk of rows, [`AHEAD_FIRST`]) in flight on the
+/// shared runtime while the rows before it are consumed. [`RemoteRows::open`] takes
+/// it over when the object's turn comes (its errors surface then, exactly where an
+/// open would have met them); dropping it cancels the request.
+pub(crate) struct Opening {
+    task: tokio::task::JoinHandle<Result<(RemoteObject, bytes::Bytes)>>,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Opening {
+    /// Start opening `entry` (to be read from its first row) when it is a remote
+    /// `.npy` object; `None` otherwise (a local file, `.npz` members, a URL that
+    /// does not parse: those are opened when their turn comes, as before).
+    pub(crate) fn start(entry: &FileEntry, plan: &FilesPlan) -> Option<Opening> {
+        if plan.keys.is_some() {
+            return None;
+        }
+        let Ok(Location::Remote(url)) = location(&entry.path, &plan.storage_options) else {
+            return None;
+        };
+        let task = crate::location::spawn(async move {
+            RemoteObject::open_reading_async(&url, AHEAD_FIRST).await
+        })
+        .ok()?;
+        Some(Opening { task })
+    }
+
+    /// The object and its first bytes (waiting for the request when it is still in
+    /// flight).
+    fn take(mut self, name: &str) -> Result<(RemoteObject, bytes::Bytes)> {
+        match crate::location::block_on(&mut self.task)? {
+            Ok(r) => r,
+            Err(e) => Err(Error::Remote {
+                url: name.to_string(),
+                reason: format!("opening the object ahead failed: {e}"),
+            }),
+        }
+    }
+}
+
 /// Where a component's element bytes come from.
 enum Source {
     /// A whole `.npy` image whose header has been read (an `.npz` member: the reader
@@ -197,7 +249,13 @@ fn rows_apart(h: &NpyHeader) -> bool {
 impl RemoteRows {
     /// Open `entry` for streaming from row `start`. `None`: it is a local file, or
     /// its rows lie apart in it (Fortran order): the caller reads it whole.
-    pub(crate) fn open(entry: &FileEntry, plan: &FilesPlan, start: usize) -> Result<Option<Self>> {
+    /// `ahead`: the object opened ahead ([`Opening::start`]; used when `start` is 0).
+    pub(crate) fn open(
+        entry: &FileEntry,
+        plan: &FilesPlan,
+        start: usize,
+        ahead: Option<Opening>,
+    ) -> Result<Option<Self>> {
         let so = &plan.storage_options;
         let loc = location(&entry.path, so)?;
         let Location::Remote(url) = &loc else {
@@ -207,8 +265,11 @@ impl RemoteRows {
         let mut streams = Vec::with_capacity(plan.spec.len());
         match &plan.keys {
             None => {
-                // One GET: the header and the first rows (no HEAD).
-                let (obj, head) = RemoteObject::open_reading(url, OPEN_FIRST)?;
+                // One GET: the header and the first rows (no HEAD), perhaps made ahead.
+                let (obj, head) = match ahead {
+                    Some(a) if start == 0 => a.take(&name)?,
+                    _ => RemoteObject::open_reading(url, OPEN_FIRST)?,
+                };
                 let h = npy::remote::header_from_head(&obj, head.clone())?;
                 npy::check_data_fits(&h, obj.size(), &name)?;
                 let stored = check(&h, entry, &plan.spec[0], &name)?;
@@ -316,7 +377,7 @@ pub(crate) fn read_one_row(
         let t = npy::convert_from(&one, &bytes, stored, stored, &LoadOptions::default())?;
         return Ok(Some(vec![Comp::Ready(t.index(&[Index::At(0)])?)]));
     }
-    let Some(mut rows) = RemoteRows::open(entry, plan, row)? else {
+    let Some(mut rows) = RemoteRows::open(entry, plan, row, None)? else {
         return Ok(None);
     };
     rows.row(row, true).map(Some)
