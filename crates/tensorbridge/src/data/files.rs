@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use super::comp::{Comp, Item};
+use super::remote_files::rows::Opening;
 use super::rng::{mix, SplitMix64};
 use super::state::{bad, field, field_bool, field_opt_u64, field_u64, object, Prov, Stage};
 use super::warn::Warnings;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use super::remote_files::rows::Opening;
 
 /// What to do with a file that is missing, corrupt or disagrees with the others.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

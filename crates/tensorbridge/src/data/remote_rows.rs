@@ -41,10 +41,17 @@ pub(crate) const CHUNK_BYTES: usize = if cfg!(test) { 64 } else { 8 << 20 };
 const OPEN_FIRST: usize = 1 << 20;
 
 /// Bytes of the first read of an `.npy` object opened ahead ([`Opening`]): its
-/// header and a whole first chunk of rows, so the rows are at hand when the
-/// object's turn comes and the object's stream starts only then (an object opened
-/// ahead holds at most this much).
-const AHEAD_FIRST: usize = CHUNK_BYTES + (64 << 10);
+/// header and about a chunk of rows (no GET is larger than a chunk).
+const AHEAD_FIRST: usize = CHUNK_BYTES;
+
+/// Bytes of the second read of an object opened ahead (the bytes after
+/// [`AHEAD_FIRST`]), so that rows are at hand past the first chunk while the
+/// object's stream (started when its turn comes) gets going. An object opened ahead
+/// holds at most `AHEAD_FIRST + AHEAD_SECOND` bytes.
+const AHEAD_SECOND: u64 = 4 << 20;
+
+/// What an [`Opening`] brings: the object and its first bytes, in consecutive parts.
+type Opened = (RemoteObject, Vec<bytes::Bytes>);
 
 /// An `.npy` object of a `from_files` order opened ahead, in the background: the
 /// first GET (its header and first chunk of rows, [`AHEAD_FIRST`]) in flight on the
@@ -52,7 +59,7 @@ const AHEAD_FIRST: usize = CHUNK_BYTES + (64 << 10);
 /// it over when the object's turn comes (its errors surface then, exactly where an
 /// open would have met them); dropping it cancels the request.
 pub(crate) struct Opening {
-    task: tokio::task::JoinHandle<Result<(RemoteObject, bytes::Bytes)>>,
+    task: tokio::task::JoinHandle<Result<Opened>>,
 }
 
 impl Drop for Opening {
@@ -73,7 +80,12 @@ impl Opening {
             return None;
         };
         let task = crate::location::spawn(async move {
-            RemoteObject::open_reading_async(&url, AHEAD_FIRST).await
+            let (obj, head) = RemoteObject::open_reading_async(&url, AHEAD_FIRST).await?;
+            let at = head.len() as u64;
+            let second = obj
+                .get_async(at..(at + AHEAD_SECOND).min(obj.size()))
+                .await?;
+            Ok((obj, vec![head, second]))
         })
         .ok()?;
         Some(Opening { task })
@@ -81,7 +93,7 @@ impl Opening {
 
     /// The object and its first bytes (waiting for the request when it is still in
     /// flight).
-    fn take(mut self, name: &str) -> Result<(RemoteObject, bytes::Bytes)> {
+    fn take(mut self, name: &str) -> Result<Opened> {
         match crate::location::block_on(&mut self.task)? {
             Ok(r) => r,
             Err(e) => Err(Error::Remote {
@@ -266,10 +278,14 @@ impl RemoteRows {
         match &plan.keys {
             None => {
                 // One GET: the header and the first rows (no HEAD), perhaps made ahead.
-                let (obj, head) = match ahead {
+                let (obj, mut parts) = match ahead {
                     Some(a) if start == 0 => a.take(&name)?,
-                    _ => RemoteObject::open_reading(url, OPEN_FIRST)?,
+                    _ => {
+                        let (obj, head) = RemoteObject::open_reading(url, OPEN_FIRST)?;
+                        (obj, vec![head])
+                    }
                 };
+                let head = parts[0].clone();
                 let h = npy::remote::header_from_head(&obj, head.clone())?;
                 npy::check_data_fits(&h, obj.size(), &name)?;
                 let stored = check(&h, entry, &plan.spec[0], &name)?;
@@ -281,7 +297,11 @@ impl RemoteRows {
                 let range = at(start.min(entry.rows))..at(entry.rows);
                 let s = match head.get(range.start as usize..) {
                     // The rows from `start` begin inside the first read: stream on after it.
-                    Some(rows) => ObjectStream::after(&obj, head.slice_ref(rows), range)?,
+                    // (Bytes read ahead past the first read follow it.)
+                    Some(rows) => {
+                        parts[0] = head.slice_ref(rows);
+                        ObjectStream::after_parts(&obj, parts, range)?
+                    }
                     _ => ObjectStream::new(&obj, range)?,
                 };
                 streams.push(Stream::new(Source::Raw(s), name, h, stored, start));
