@@ -313,10 +313,10 @@ struct OpenFile {
 /// `cycle_length == 1`, simply file after file).
 ///
 /// A remote `.npy` object is opened one file ahead of the order ([`Opening`]: its
-/// first GET — header and first chunk of rows — in flight while the rows before it
-/// are consumed), so no open stalls the stream at an object boundary. Memory is
-/// then bounded by `cycle_length` × (chunk + the stream's read-ahead) + one first
-/// read; the object opened ahead is not part of the state (it is opened again).
+/// first 12 MiB — header and first rows, two GETs — in flight while the rows before
+/// it are consumed), so no open stalls the stream at an object boundary. Memory is
+/// then bounded by `cycle_length` × (chunk + the stream's read-ahead) + 12 MiB; the
+/// object opened ahead is not part of the state (it is opened again on restore).
 ///
 /// State: `{"seed": s | null, "epoch": e, "next_file": k, "slots": [[file, row] |
 /// null, ...], "cycle": c, "block": b, "failed": bool}` — the file order is made

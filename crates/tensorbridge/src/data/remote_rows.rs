@@ -5,7 +5,8 @@
 //! ([`ObjectStream`]: the next few MiB in flight while the current chunk's rows are
 //! consumed), cut into chunks of whole rows of about [`CHUNK_BYTES`]. Memory per open
 //! file is one chunk plus the stream's read-ahead, whatever the object's size, so a
-//! `from_files` pipeline holds about `cycle_length` × that.
+//! `from_files` pipeline holds about `cycle_length` × that, plus the next object of
+//! the order, opened ahead ([`Opening`]: at most 12 MiB of its first bytes).
 //!
 //! Restoring a slot at row `r` (iterator state): an `.npy` object's stream starts at
 //! that row's byte offset (a ranged read from there), and so does a stored `.npz`
