@@ -313,9 +313,9 @@ struct OpenFile {
 /// `cycle_length == 1`, simply file after file).
 ///
 /// A remote `.npy` object is opened one file ahead of the order ([`Opening`]: its
-/// first 12 MiB — header and first rows, two GETs — in flight while the rows before
+/// first 16 MiB — header and first rows, two GETs — in flight while the rows before
 /// it are consumed), so no open stalls the stream at an object boundary. Memory is
-/// then bounded by `cycle_length` × (chunk + the stream's read-ahead) + 12 MiB; the
+/// then bounded by `cycle_length` × (chunk + the stream's read-ahead) + 16 MiB; the
 /// object opened ahead is not part of the state (it is opened again on restore).
 ///
 /// State: `{"seed": s | null, "epoch": e, "next_file": k, "slots": [[file, row] |

@@ -6,7 +6,7 @@
 //! consumed), cut into chunks of whole rows of about [`CHUNK_BYTES`]. Memory per open
 //! file is one chunk plus the stream's read-ahead, whatever the object's size, so a
 //! `from_files` pipeline holds about `cycle_length` × that, plus the next object of
-//! the order, opened ahead ([`Opening`]: at most 12 MiB of its first bytes).
+//! the order, opened ahead ([`Opening`]: at most 16 MiB of its first bytes).
 //!
 //! Restoring a slot at row `r` (iterator state): an `.npy` object's stream starts at
 //! that row's byte offset (a ranged read from there), and so does a stored `.npz`
@@ -46,10 +46,11 @@ const OPEN_FIRST: usize = 1 << 20;
 const AHEAD_FIRST: usize = CHUNK_BYTES;
 
 /// Bytes of the second read of an object opened ahead (the bytes after
-/// [`AHEAD_FIRST`]), so that rows are at hand past the first chunk while the
-/// object's stream (started when its turn comes) gets going. An object opened ahead
-/// holds at most `AHEAD_FIRST + AHEAD_SECOND` bytes.
-const AHEAD_SECOND: u64 = 4 << 20;
+/// [`AHEAD_FIRST`]), so that two chunks of rows are at hand while the object's
+/// stream (started when its turn comes) gets going. An object opened ahead holds at
+/// most `AHEAD_FIRST + AHEAD_SECOND` = 16 MiB (an object of up to 16 MiB is then
+/// read in two GETs, like `tb.load`'s).
+const AHEAD_SECOND: u64 = CHUNK_BYTES as u64;
 
 /// What an [`Opening`] brings: the object and its first bytes, in consecutive parts.
 type Opened = (RemoteObject, Vec<bytes::Bytes>);
