@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use super::comp::{Comp, Item};
+use super::remote_files::rows::Opening;
 use super::rng::{mix, SplitMix64};
 use super::state::{bad, field, field_bool, field_opt_u64, field_u64, object, Prov, Stage};
 use super::warn::Warnings;
@@ -288,8 +289,9 @@ fn open_slot(
     entry: &FileEntry,
     plan: &FilesPlan,
     start: usize,
+    ahead: Option<Opening>,
 ) -> Result<(Vec<Tensor>, Option<super::remote_files::rows::RemoteRows>)> {
-    match super::remote_files::rows::RemoteRows::open(entry, plan, start)? {
+    match super::remote_files::rows::RemoteRows::open(entry, plan, start, ahead)? {
         Some(s) => Ok((Vec::new(), Some(s))),
         None => Ok((open_file(entry, plan)?, None)),
     }
@@ -310,6 +312,12 @@ struct OpenFile {
 /// `block_length` rows at a time — `tf.data`'s `interleave` order (with
 /// `cycle_length == 1`, simply file after file).
 ///
+/// A remote `.npy` object is opened one file ahead of the order ([`Opening`]: its
+/// first 16 MiB — header and first rows, two GETs — in flight while the rows before
+/// it are consumed), so no open stalls the stream at an object boundary. Memory is
+/// then bounded by `cycle_length` × (chunk + the stream's read-ahead) + 16 MiB; the
+/// object opened ahead is not part of the state (it is opened again on restore).
+///
 /// State: `{"seed": s | null, "epoch": e, "next_file": k, "slots": [[file, row] |
 /// null, ...], "cycle": c, "block": b, "failed": bool}` — the file order is made
 /// again from the seed and epoch; open files are opened again.
@@ -328,6 +336,9 @@ pub(crate) struct FileRows {
     warnings: Warnings,
     next_file: usize,
     slots: Vec<Option<OpenFile>>,
+    /// The position in `order` last opened ahead (tried once each), and its opening.
+    ahead_for: Option<usize>,
+    ahead: Option<Opening>,
     num_open: usize,
     cycle: usize,
     block: usize,
@@ -370,6 +381,8 @@ impl FileRows {
             warnings,
             next_file: 0,
             slots: (0..n).map(|_| None).collect(),
+            ahead_for: None,
+            ahead: None,
             num_open: 0,
             cycle: 0,
             block: 0,
@@ -426,7 +439,7 @@ impl FileRows {
                 _ => return Err(bad(format!("from_files: slot {s} is malformed"))),
             };
             let entry = &me.files[index];
-            match open_slot(entry, &me.plan, next) {
+            match open_slot(entry, &me.plan, next, None) {
                 Ok((comps, stream)) => {
                     me.slots[c] = Some(OpenFile {
                         index,
@@ -457,6 +470,17 @@ impl FileRows {
         self.epoch
     }
 
+    /// Open the next file of the order ahead (once per position; only remote
+    /// `.npy` objects are, see [`Opening::start`]).
+    fn open_ahead(&mut self) {
+        let pos = self.next_file;
+        if self.ahead_for == Some(pos) || pos >= self.order.len() {
+            return;
+        }
+        self.ahead_for = Some(pos);
+        self.ahead = Opening::start(&self.files[self.order[pos]], &self.plan);
+    }
+
     fn advance_cycle(&mut self) {
         self.block = 0;
         self.cycle = (self.cycle + 1) % self.slots.len();
@@ -468,6 +492,7 @@ impl Stage for FileRows {
         if self.failed {
             return None;
         }
+        self.open_ahead();
         let end_of_input = |s: &Self| s.next_file >= s.order.len();
         while !end_of_input(self) || self.num_open > 0 {
             let c = self.cycle;
@@ -498,9 +523,15 @@ impl Stage for FileRows {
                 self.advance_cycle();
             } else if !end_of_input(self) {
                 let index = self.order[self.next_file];
-                let entry = &self.files[index];
+                let ahead = match self.ahead_for == Some(self.next_file) {
+                    true => self.ahead.take(),
+                    false => None,
+                };
                 self.next_file += 1;
-                match open_slot(entry, &self.plan, 0) {
+                // The next file's first read goes out while this one's rows are read.
+                self.open_ahead();
+                let entry = &self.files[index];
+                match open_slot(entry, &self.plan, 0, ahead) {
                     Ok((comps, stream)) => {
                         self.slots[c] = Some(OpenFile {
                             index,

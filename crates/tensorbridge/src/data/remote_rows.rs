@@ -5,7 +5,8 @@
 //! ([`ObjectStream`]: the next few MiB in flight while the current chunk's rows are
 //! consumed), cut into chunks of whole rows of about [`CHUNK_BYTES`]. Memory per open
 //! file is one chunk plus the stream's read-ahead, whatever the object's size, so a
-//! `from_files` pipeline holds about `cycle_length` × that.
+//! `from_files` pipeline holds about `cycle_length` × that, plus the next object of
+//! the order, opened ahead ([`Opening`]: at most 16 MiB of its first bytes).
 //!
 //! Restoring a slot at row `r` (iterator state): an `.npy` object's stream starts at
 //! that row's byte offset (a ranged read from there), and so does a stored `.npz`
@@ -39,6 +40,71 @@ pub(crate) const CHUNK_BYTES: usize = if cfg!(test) { 64 } else { 8 << 20 };
 /// Bytes of the first read of an opened `.npy` object: its header and its first
 /// rows, in one request.
 const OPEN_FIRST: usize = 1 << 20;
+
+/// Bytes of the first read of an `.npy` object opened ahead ([`Opening`]): its
+/// header and about a chunk of rows (no GET is larger than a chunk).
+const AHEAD_FIRST: usize = CHUNK_BYTES;
+
+/// Bytes of the second read of an object opened ahead (the bytes after
+/// [`AHEAD_FIRST`]), so that two chunks of rows are at hand while the object's
+/// stream (started when its turn comes) gets going. An object opened ahead holds at
+/// most `AHEAD_FIRST + AHEAD_SECOND` = 16 MiB (an object of up to 16 MiB is then
+/// read in two GETs, like `tb.load`'s).
+const AHEAD_SECOND: u64 = CHUNK_BYTES as u64;
+
+/// What an [`Opening`] brings: the object and its first bytes, in consecutive parts.
+type Opened = (RemoteObject, Vec<bytes::Bytes>);
+
+/// An `.npy` object of a `from_files` order opened ahead, in the background: the
+/// first GET (its header and first chunk of rows, [`AHEAD_FIRST`]) in flight on the
+/// shared runtime while the rows before it are consumed. [`RemoteRows::open`] takes
+/// it over when the object's turn comes (its errors surface then, exactly where an
+/// open would have met them); dropping it cancels the request.
+pub(crate) struct Opening {
+    task: tokio::task::JoinHandle<Result<Opened>>,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Opening {
+    /// Start opening `entry` (to be read from its first row) when it is a remote
+    /// `.npy` object; `None` otherwise (a local file, `.npz` members, a URL that
+    /// does not parse: those are opened when their turn comes, as before).
+    pub(crate) fn start(entry: &FileEntry, plan: &FilesPlan) -> Option<Opening> {
+        if plan.keys.is_some() {
+            return None;
+        }
+        let Ok(Location::Remote(url)) = location(&entry.path, &plan.storage_options) else {
+            return None;
+        };
+        let task = crate::location::spawn(async move {
+            let (obj, head) = RemoteObject::open_reading_async(&url, AHEAD_FIRST).await?;
+            let at = head.len() as u64;
+            let second = obj
+                .get_async(at..(at + AHEAD_SECOND).min(obj.size()))
+                .await?;
+            Ok((obj, vec![head, second]))
+        })
+        .ok()?;
+        Some(Opening { task })
+    }
+
+    /// The object and its first bytes (waiting for the request when it is still in
+    /// flight).
+    fn take(mut self, name: &str) -> Result<Opened> {
+        match crate::location::block_on(&mut self.task)? {
+            Ok(r) => r,
+            Err(e) => Err(Error::Remote {
+                url: name.to_string(),
+                reason: format!("opening the object ahead failed: {e}"),
+            }),
+        }
+    }
+}
 
 /// Where a component's element bytes come from.
 enum Source {
@@ -197,7 +263,13 @@ fn rows_apart(h: &NpyHeader) -> bool {
 impl RemoteRows {
     /// Open `entry` for streaming from row `start`. `None`: it is a local file, or
     /// its rows lie apart in it (Fortran order): the caller reads it whole.
-    pub(crate) fn open(entry: &FileEntry, plan: &FilesPlan, start: usize) -> Result<Option<Self>> {
+    /// `ahead`: the object opened ahead ([`Opening::start`]; used when `start` is 0).
+    pub(crate) fn open(
+        entry: &FileEntry,
+        plan: &FilesPlan,
+        start: usize,
+        ahead: Option<Opening>,
+    ) -> Result<Option<Self>> {
         let so = &plan.storage_options;
         let loc = location(&entry.path, so)?;
         let Location::Remote(url) = &loc else {
@@ -207,8 +279,15 @@ impl RemoteRows {
         let mut streams = Vec::with_capacity(plan.spec.len());
         match &plan.keys {
             None => {
-                // One GET: the header and the first rows (no HEAD).
-                let (obj, head) = RemoteObject::open_reading(url, OPEN_FIRST)?;
+                // One GET: the header and the first rows (no HEAD), perhaps made ahead.
+                let (obj, mut parts) = match ahead {
+                    Some(a) if start == 0 => a.take(&name)?,
+                    _ => {
+                        let (obj, head) = RemoteObject::open_reading(url, OPEN_FIRST)?;
+                        (obj, vec![head])
+                    }
+                };
+                let head = parts[0].clone();
                 let h = npy::remote::header_from_head(&obj, head.clone())?;
                 npy::check_data_fits(&h, obj.size(), &name)?;
                 let stored = check(&h, entry, &plan.spec[0], &name)?;
@@ -220,7 +299,11 @@ impl RemoteRows {
                 let range = at(start.min(entry.rows))..at(entry.rows);
                 let s = match head.get(range.start as usize..) {
                     // The rows from `start` begin inside the first read: stream on after it.
-                    Some(rows) => ObjectStream::after(&obj, head.slice_ref(rows), range)?,
+                    // (Bytes read ahead past the first read follow it.)
+                    Some(rows) => {
+                        parts[0] = head.slice_ref(rows);
+                        ObjectStream::after_parts(&obj, parts, range)?
+                    }
                     _ => ObjectStream::new(&obj, range)?,
                 };
                 streams.push(Stream::new(Source::Raw(s), name, h, stored, start));
@@ -316,7 +399,7 @@ pub(crate) fn read_one_row(
         let t = npy::convert_from(&one, &bytes, stored, stored, &LoadOptions::default())?;
         return Ok(Some(vec![Comp::Ready(t.index(&[Index::At(0)])?)]));
     }
-    let Some(mut rows) = RemoteRows::open(entry, plan, row)? else {
+    let Some(mut rows) = RemoteRows::open(entry, plan, row, None)? else {
         return Ok(None);
     };
     rows.row(row, true).map(Some)

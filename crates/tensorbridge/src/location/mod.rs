@@ -53,6 +53,8 @@ pub use stream::ObjectStream;
 pub use write::{ObjectWriter, Sink, Spool};
 
 pub(crate) use runtime::block_on;
+/// Spawn a task on the shared I/O runtime (`from_files` opens objects ahead with it).
+pub(crate) use runtime::spawn;
 
 #[cfg(test)]
 pub(crate) use config::memory_store;

@@ -24,6 +24,8 @@ pub struct ObjectStream {
     rx: Option<mpsc::Receiver<Result<Bytes>>>,
     pending: Option<(RemoteObject, Vec<Range<u64>>)>,
     current: Bytes,
+    /// Bytes at hand that follow `current` (read before the stream's GETs).
+    queued: std::collections::VecDeque<Bytes>,
     task: Option<tokio::task::JoinHandle<()>>,
     url: String,
     finished: bool,
@@ -57,6 +59,7 @@ impl ObjectStream {
             rx: None,
             pending: Some((object.clone(), chunks)),
             current: Bytes::new(),
+            queued: Default::default(),
             task: None,
             url: object.url().to_string(),
             finished: false,
@@ -68,11 +71,30 @@ impl ObjectStream {
     /// yields them first, then reads on from `range.start + prefix.len()` in full
     /// chunks.
     pub fn after(object: &RemoteObject, prefix: Bytes, range: Range<u64>) -> Result<ObjectStream> {
+        Self::after_parts(object, vec![prefix], range)
+    }
+
+    /// [`Self::after`] with the bytes at hand in consecutive parts (each yielded as
+    /// it is, no copy into one buffer).
+    pub fn after_parts(
+        object: &RemoteObject,
+        parts: Vec<Bytes>,
+        range: Range<u64>,
+    ) -> Result<ObjectStream> {
         let end = range.end.min(object.size());
         let start = range.start.min(end);
-        let prefix = prefix.slice(..prefix.len().min((end - start) as usize));
+        let mut room = (end - start) as usize;
+        let mut queued = std::collections::VecDeque::with_capacity(parts.len());
+        for p in parts {
+            let p = p.slice(..p.len().min(room));
+            room -= p.len();
+            if !p.is_empty() {
+                queued.push_back(p);
+            }
+        }
+        let have: usize = queued.iter().map(Bytes::len).sum();
         let mut chunks = vec![];
-        let mut pos = start + prefix.len() as u64;
+        let mut pos = start + have as u64;
         while pos < end {
             let e = (pos + CHUNK).min(end);
             chunks.push(pos..e);
@@ -81,7 +103,8 @@ impl ObjectStream {
         Ok(ObjectStream {
             rx: None,
             pending: Some((object.clone(), chunks)),
-            current: prefix,
+            current: Bytes::new(),
+            queued,
             task: None,
             url: object.url().to_string(),
             finished: false,
@@ -139,6 +162,10 @@ impl Read for ObjectStream {
         }
         self.start()?;
         while self.current.is_empty() {
+            if let Some(b) = self.queued.pop_front() {
+                self.current = b;
+                continue;
+            }
             if self.finished {
                 return Ok(0);
             }
@@ -168,6 +195,48 @@ impl Drop for ObjectStream {
     fn drop(&mut self) {
         if let Some(t) = &self.task {
             t.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::path::Path as ObjPath;
+    use object_store::{ObjectStore, PutPayload};
+
+    use super::*;
+    use crate::location::{memory_store, Location, StorageOptions};
+
+    #[test]
+    fn bytes_at_hand_in_parts_then_the_rest_streamed() {
+        let data: Vec<u8> = (0..(9u32 << 20) + 77).map(|i| (i % 251) as u8).collect();
+        block_on(memory_store().put(
+            &ObjPath::from("stream-tests/parts"),
+            PutPayload::from(data.clone()),
+        ))
+        .unwrap()
+        .unwrap();
+        let Location::Remote(url) =
+            Location::parse("memory:///stream-tests/parts", &StorageOptions::new()).unwrap()
+        else {
+            panic!("not remote")
+        };
+        let obj = RemoteObject::open(&url).unwrap();
+        // Parts from byte 100 (as a first read and a second one would give them),
+        // the last reaching past the range's end (trimmed), then the rest streamed.
+        for (parts, range) in [
+            (vec![100..300, 300..5000], 100..(8 << 20)),
+            (vec![100..100, 100..(1 << 20)], 100..(9 << 20) + 77),
+            (vec![100..3000, 3000..6000], 100..4000),
+        ] {
+            let bytes = parts
+                .iter()
+                .map(|r| Bytes::copy_from_slice(&data[r.start..r.end]))
+                .collect();
+            let mut s = ObjectStream::after_parts(&obj, bytes, range.clone()).unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            assert!(got == data[range.start as usize..range.end as usize]);
         }
     }
 }
