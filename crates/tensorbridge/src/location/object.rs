@@ -75,6 +75,22 @@ impl RemoteObject {
         })
     }
 
+    /// The object at `remote` as an earlier reader saw it — `size` bytes, ETag
+    /// `etag` — opened with no request at all: every read asks for that ETag
+    /// (`If-Match`) and checks the size, so an object replaced since is an
+    /// [`Error::ObjectChanged`], never bytes of another version. (What a distributed
+    /// read task needs when its driver has already read the header.)
+    pub fn known(remote: &RemoteUrl, size: u64, etag: Option<String>) -> Result<RemoteObject> {
+        let (store, path) = store_for(remote)?;
+        Ok(RemoteObject {
+            store,
+            path,
+            url: remote.as_str().to_string(),
+            size,
+            etag,
+        })
+    }
+
     /// Open the object at `remote` with one ranged GET of its first `first` bytes
     /// (fewer for a smaller object), no HEAD: that response gives the object's size
     /// and ETag. Returns the object and those bytes. (A 0-byte object, whose range
