@@ -159,6 +159,35 @@ def test_blocks_split_inside_a_big_object_read_only_their_rows(cluster, s3_serve
             _core.load_npy_rows(url, *bad, None, s3_server.storage_options)
 
 
+def test_read_tasks_make_only_their_rows_gets_no_head(cluster, s3_server, s3_bucket, s3_proxy):
+    """The driver's header facts and ETag travel with each read task: a task makes no
+    HEAD and reads no header, only one ranged GET of its rows (If-Match the ETag)."""
+    a = make_rows(0, 1000)
+    url = put(s3_server, s3_bucket, "tasks.npy", npy_bytes(a))
+    ds = tb.ray.read_npy(url, storage_options=s3_proxy.storage_options, rows_per_block=100)
+    s3_proxy.reset_counts()
+    np.testing.assert_array_equal(collect(ds), a)
+    reqs = s3_proxy.get_requests()
+    assert [r.method for r in reqs] == ["GET"] * 10, [(r.method, r.headers) for r in reqs]
+    assert all(r.headers.get("if-match") for r in reqs), [r.headers for r in reqs]
+    starts = sorted(int(r.headers["range"].split("=")[1].split("-")[0]) for r in reqs)
+    offset = len(npy_bytes(a)) - a.nbytes  # the header: never read by a task
+    assert starts == [offset + i * 100 * a[0].nbytes for i in range(10)], starts
+
+
+def test_object_replaced_after_planning_is_an_error_not_other_rows(cluster, s3_server, s3_bucket):
+    """An object replaced (same size, other rows) after the driver read its header:
+    the tasks' GETs ask for the driver's ETag, so the read fails naming the object;
+    it never yields the new rows."""
+    so = s3_server.storage_options
+    url = put(s3_server, s3_bucket, "replaced.npy", npy_bytes(make_rows(0, 50)))
+    ds = tb.ray.read_npy(url, storage_options=so)
+    put(s3_server, s3_bucket, "replaced.npy", npy_bytes(make_rows(1000, 50)))
+    with pytest.raises(Exception, match="replaced.npy") as info:
+        collect(ds)
+    assert "changed while it was being read" in str(info.value)
+
+
 def test_count_and_schema_read_headers_only(cluster, s3_server, s3_bucket, s3_proxy):
     want = put_shards(s3_server, s3_bucket)
     so = s3_proxy.storage_options

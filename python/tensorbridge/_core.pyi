@@ -164,11 +164,16 @@ def load_npy_parts(
 def npz_from_bytes(data: bytes, name: str) -> NpzArchiveHandle: ...
 
 # tb.ray over URLs: headers on the driver, row ranges in the read tasks.
-def npy_headers(
-    urls: Sequence[str], storage_options: _StorageOptions = None
-) -> list[tuple[list[int], str, bool, int, int]]: ...  # (shape, descr, fortran_order, data_offset, size)
+_NpyFacts = tuple[list[int], str, bool, int, int, Optional[str]]  # (shape, descr, fortran_order, data_offset, size, etag)
+
+def npy_headers(urls: Sequence[str], storage_options: _StorageOptions = None) -> list[_NpyFacts]: ...
 def load_npy_rows(
-    path: str, start: int, stop: int, dtype: Optional[_DTypeLike] = None, storage_options: _StorageOptions = None
+    path: str,
+    start: int,
+    stop: int,
+    dtype: Optional[_DTypeLike] = None,
+    storage_options: _StorageOptions = None,
+    header: Optional[_NpyFacts] = None,
 ) -> Tensor: ...
 def load_npz_rows(
     path: str,

@@ -92,12 +92,16 @@ def _header(f: Any, path: str, what: str) -> Tuple[Tuple[int, ...], bool, np.dty
 class _Column:
     """One column's facts, from a header: row shape, dtype (as tensorbridge reads it)."""
 
-    __slots__ = ("name", "row_shape", "npd", "bf16", "tag", "stored")
+    __slots__ = ("name", "row_shape", "npd", "bf16", "tag", "stored", "facts")
 
-    def __init__(self, name: str, shape: Tuple[int, ...], dt: np.dtype, path: str, stored: bool):
+    def __init__(self, name: str, shape: Tuple[int, ...], dt: np.dtype, path: str, stored: bool,
+                 facts: Optional[tuple] = None):
         if len(shape) == 0:
             raise ValueError(f"{path}: {name!r} is a 0-d array; rows need at least one dimension")
         self.name, self.row_shape, self.stored = name, tuple(shape[1:]), stored
+        # A remote .npy object's header facts and ETag from the driver's header pass
+        # (``_core.npy_headers``): its read tasks make only their rows' ranged GETs.
+        self.facts = facts
         self.bf16 = dt.kind == "V" and dt.itemsize == 2 and dt.fields is None
         if dt.kind == "c":
             raise TypeError(f"{path}: {name!r} is {dt.name}, which has no Arrow type "
@@ -178,15 +182,16 @@ def remote_npy_columns(urls: List[str], storage_options: Optional[Dict[str, str]
                        ) -> List[Tuple[int, List[_Column]]]:
     """Row counts and columns of the ``.npy`` objects ``urls``: their headers only,
     fetched concurrently by the core (one small ranged read each). A Fortran-ordered
-    array of 2+ dimensions is marked to be read whole (its rows lie apart)."""
+    array of 2+ dimensions is marked to be read whole (its rows lie apart). Each
+    column keeps its object's header facts and ETag for the read tasks."""
     from . import _core
 
     out = []
-    for url, (shape, descr, fortran, _offset, _size) in zip(
-            urls, _core.npy_headers(urls, storage_options)):
+    for url, facts in zip(urls, _core.npy_headers(urls, storage_options)):
+        shape, descr, fortran = facts[0], facts[1], facts[2]
         shp = tuple(shape)
         col = _Column("data", shp, _remote_dtype(descr, url, "the object"), url,
-                      not (fortran and len(shp) > 1))
+                      not (fortran and len(shp) > 1), facts)
         out.append((shp[0], [col]))
     return out
 
@@ -278,14 +283,17 @@ def _remote_rows(tb: Any, url: str, kind: str, col: _Column, start: int, stop: i
                  storage_options: Optional[Dict[str, str]]) -> Any:
     """Rows ``start:stop`` of an object's column, by ranged reads of those rows only
     (a column marked to be read whole — deflated member, Fortran order — is read
-    whole, once, and sliced)."""
+    whole, once, and sliced). An ``.npy`` object's rows are its only requests: the
+    driver's header facts travel with the task, and each GET asks for the driver's
+    ETag, so an object replaced since the driver read it is an error."""
     from . import _core
 
     dtype = tb.bfloat16 if col.bf16 else None
     if kind == "npz":
         return _core.load_npz_rows(url, col.name, start, stop, dtype, storage_options)
     if col.stored:
-        return _core.load_npy_rows(url, start, stop, dtype, storage_options)
+        # With the driver's facts: no HEAD, no header read; If-Match the driver's ETag.
+        return _core.load_npy_rows(url, start, stop, dtype, storage_options, col.facts)
     whole = tb.load(url, dtype=dtype, storage_options=storage_options)
     return whole[start:stop]
 

@@ -326,17 +326,20 @@ fn remote_urls(paths: &[String], storage_options: Option<Options>) -> PyResult<V
         .collect()
 }
 
+/// What the driver of a distributed read knows of an `.npy` object from its header
+/// pass: `(shape, descr, fortran_order, data_offset, size, etag)`.
+type NpyFacts = (Vec<usize>, String, bool, usize, u64, Option<String>);
+
 /// The `.npy` headers of the objects `urls`, fetched concurrently (one small ranged
-/// read each): per object `(shape, descr, fortran_order, data_offset, size)`. The
-/// first failure (in the order given) is raised, naming its URL.
+/// read each): per object `(shape, descr, fortran_order, data_offset, size, etag)`.
+/// The first failure (in the order given) is raised, naming its URL.
 #[pyfunction]
 #[pyo3(signature = (urls, storage_options=None))]
-#[allow(clippy::type_complexity)]
 fn npy_headers(
     py: Python<'_>,
     urls: Vec<String>,
     storage_options: Option<Options>,
-) -> PyResult<Vec<(Vec<usize>, String, bool, usize, u64)>> {
+) -> PyResult<Vec<NpyFacts>> {
     let remotes = remote_urls(&urls, storage_options)?;
     let found = py
         .allow_threads(|| npy::read_headers_remote(&remotes))
@@ -345,16 +348,27 @@ fn npy_headers(
         .into_iter()
         .map(|r| {
             let (obj, h) = r.or_py()?;
-            Ok((h.shape, h.descr, h.fortran_order, h.data_offset, obj.size()))
+            let etag = obj.etag().map(str::to_string);
+            Ok((
+                h.shape,
+                h.descr,
+                h.fortran_order,
+                h.data_offset,
+                obj.size(),
+                etag,
+            ))
         })
         .collect()
 }
 
 /// Rows `start:stop` of the `.npy` object at the URL `path`, read by ranged GETs of
-/// just those rows' bytes straight into the tensor (after one small read of the
-/// header). `dtype` as in `load_npy` (bfloat16 for a `'V2'` object).
+/// just those rows' bytes straight into the tensor. `header`: the object's facts as
+/// `npy_headers` gave them — then the rows' GETs are the only requests, each asking
+/// for that ETag (`If-Match`: an object replaced since is an error); without it the
+/// object is opened (HEAD) and its header read first. `dtype` as in `load_npy`
+/// (bfloat16 for a `'V2'` object).
 #[pyfunction]
-#[pyo3(signature = (path, start, stop, dtype=None, storage_options=None))]
+#[pyo3(signature = (path, start, stop, dtype=None, storage_options=None, header=None))]
 fn load_npy_rows(
     py: Python<'_>,
     path: String,
@@ -362,13 +376,21 @@ fn load_npy_rows(
     stop: usize,
     dtype: Option<&Bound<'_, PyAny>>,
     storage_options: Option<Options>,
+    header: Option<NpyFacts>,
 ) -> PyResult<PyTensor> {
     let opts = options(None, dtype)?;
     let url = remote_urls(&[path], storage_options)?.remove(0);
     let t = py
-        .allow_threads(|| {
-            let obj = RemoteObject::open(&url)?;
-            npy::load_rows_remote(&obj, start, stop, &opts)
+        .allow_threads(|| match header {
+            Some((shape, descr, fortran, data_offset, size, etag)) => {
+                let h = npy::header_from_parts(&descr, fortran, &shape, data_offset, url.as_str())?;
+                let obj = RemoteObject::known(&url, size, etag)?;
+                npy::load_rows_at(&obj, &h, 0, size, start, stop, &opts)
+            }
+            None => {
+                let obj = RemoteObject::open(&url)?;
+                npy::load_rows_remote(&obj, start, stop, &opts)
+            }
         })
         .or_py()?;
     Ok(PyTensor { inner: t })

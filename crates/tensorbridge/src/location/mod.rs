@@ -46,7 +46,7 @@ mod stream;
 mod write;
 
 pub use glob::{glob, has_wildcard};
-pub use object::{list, ObjectInfo, Pieces, RemoteObject, PIECE};
+pub use object::{list, FirstBody, ObjectInfo, RemoteObject, PIECE};
 pub use runtime::set_interrupt_check;
 pub use stats::{get_stats, reset_get_stats, GetStats};
 pub use stream::ObjectStream;

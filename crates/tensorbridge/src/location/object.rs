@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjPath;
 use object_store::{GetOptions, GetRange, ObjectStore};
@@ -74,6 +75,22 @@ impl RemoteObject {
         })
     }
 
+    /// The object at `remote` as an earlier reader saw it — `size` bytes, ETag
+    /// `etag` — opened with no request at all: every read asks for that ETag
+    /// (`If-Match`) and checks the size, so an object replaced since is an
+    /// [`Error::ObjectChanged`], never bytes of another version. (What a distributed
+    /// read task needs when its driver has already read the header.)
+    pub fn known(remote: &RemoteUrl, size: u64, etag: Option<String>) -> Result<RemoteObject> {
+        let (store, path) = store_for(remote)?;
+        Ok(RemoteObject {
+            store,
+            path,
+            url: remote.as_str().to_string(),
+            size,
+            etag,
+        })
+    }
+
     /// Open the object at `remote` with one ranged GET of its first `first` bytes
     /// (fewer for a smaller object), no HEAD: that response gives the object's size
     /// and ETag. Returns the object and those bytes. (A 0-byte object, whose range
@@ -93,18 +110,46 @@ impl RemoteObject {
     }
 
     /// Open the object at `remote` to read it whole: one ranged GET of its first
-    /// `first` bytes and, as soon as that response's headers give the object's
-    /// size, the rest of it in ranges of several MiB, several in flight, while the
-    /// first body streams in. Returns the object, its first bytes and the rest as
-    /// [`Pieces`] (in the order they arrive). A 16 MiB object with `first` = 8 MiB
-    /// costs two GETs, both in flight at once.
-    pub fn open_whole(remote: &RemoteUrl, first: usize) -> Result<(RemoteObject, Bytes, Pieces)> {
+    /// `first` bytes, of whose body only the first `head` bytes (fewer for a smaller
+    /// object) are awaited and returned; the rest of that body is left streaming in
+    /// as a [`FirstBody`], for [`Self::fill_whole`] to write straight into its
+    /// destination (dropping it cancels the request). No HEAD: the response gives
+    /// the object's size and ETag.
+    pub fn open_streaming(
+        remote: &RemoteUrl,
+        first: usize,
+        head: usize,
+    ) -> Result<(RemoteObject, Bytes, FirstBody)> {
         block_on(async {
             let (obj, res) = Self::first_response(remote, first).await?;
-            let have = obj.size.min(first as u64);
-            let pieces = Pieces::start(&obj, have..obj.size)?;
-            let head = obj.first_body(res, first).await?;
-            Ok((obj, head, pieces))
+            let Some(res) = res else {
+                return Ok((obj, Bytes::new(), FirstBody::done(0)));
+            };
+            let end = obj.size.min(first.max(1) as u64);
+            let want = end.min(head.max(1) as u64);
+            let mut stream = res.into_stream();
+            let mut got = bytes::BytesMut::new();
+            while (got.len() as u64) < want {
+                match stream.next().await {
+                    Some(Ok(chunk)) if got.len() as u64 + chunk.len() as u64 <= end => {
+                        got.extend_from_slice(&chunk)
+                    }
+                    Some(Ok(_)) => return Err(obj.too_long(0..end)),
+                    // A failed or short body: its first bytes again by range
+                    // (If-Match); the rest of the first range is read by range too.
+                    Some(Err(_)) | None => {
+                        let bytes = obj.get_async(0..want).await?;
+                        return Ok((obj, bytes, FirstBody::done(want)));
+                    }
+                }
+            }
+            let at = got.len() as u64;
+            let body = FirstBody {
+                stream: Some(stream),
+                at,
+                end,
+            };
+            Ok((obj, got.freeze(), body))
         })?
     }
 
@@ -205,9 +250,32 @@ impl RemoteObject {
         }
     }
 
-    /// One ranged GET of `range` (within the object), checked: the same ETag, and
-    /// exactly the bytes asked for.
-    async fn get_once(&self, range: Range<u64>) -> Result<Bytes> {
+    /// An error: a ranged read of `range` returned more bytes than asked for.
+    fn too_long(&self, range: Range<u64>) -> Error {
+        Error::Remote {
+            url: self.url.clone(),
+            reason: format!(
+                "a ranged read of bytes {}..{} returned more bytes than that",
+                range.start, range.end
+            ),
+        }
+    }
+
+    /// An error: a ranged read of `range` returned `got` bytes.
+    fn short(&self, range: Range<u64>, got: u64) -> Error {
+        let want = range.end - range.start;
+        Error::Remote {
+            url: self.url.clone(),
+            reason: format!(
+                "a ranged read of bytes {}..{} returned {got} bytes instead of {want}",
+                range.start, range.end
+            ),
+        }
+    }
+
+    /// One ranged GET of `range` (within the object) up to its response's headers,
+    /// checked: the same ETag (asked for with `If-Match`) and size.
+    async fn ranged_response(&self, range: Range<u64>) -> Result<object_store::GetResult> {
         let opts = GetOptions {
             if_match: self.etag.clone(),
             range: Some(GetRange::Bounded(range.clone())),
@@ -227,24 +295,60 @@ impl RemoteObject {
         if res.meta.size != self.size {
             return Err(self.changed(format!("{} bytes instead of {}", res.meta.size, self.size)));
         }
+        Ok(res)
+    }
+
+    /// One ranged GET of `range`, checked (see [`Self::ranged_response`]): exactly
+    /// the bytes asked for.
+    async fn get_once(&self, range: Range<u64>) -> Result<Bytes> {
+        let res = self.ranged_response(range.clone()).await?;
         let bytes = res.bytes().await.map_err(|e| store_err(&self.url, e))?;
-        let want = (range.end - range.start) as usize;
-        if bytes.len() != want {
-            return Err(Error::Remote {
-                url: self.url.clone(),
-                reason: format!(
-                    "a ranged read of bytes {}..{} returned {} bytes instead of {want}",
-                    range.start,
-                    range.end,
-                    bytes.len()
-                ),
-            });
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(self.short(range, bytes.len() as u64));
         }
         Ok(bytes)
     }
 
-    /// [`Self::get_once`], tried again when the body fails mid-way.
-    pub(crate) async fn get_async(&self, range: Range<u64>) -> Result<Bytes> {
+    /// One ranged GET of `range` (checked as [`Self::ranged_response`]), its body
+    /// written into `dst` (as long as the range) chunk by chunk as it arrives: no
+    /// buffer of the whole range. `Ok` only when every byte of `dst` was written.
+    async fn get_into_once(&self, range: Range<u64>, dst: &mut [u8]) -> Result<()> {
+        let res = self.ranged_response(range.clone()).await?;
+        let mut stream = res.into_stream();
+        let mut pos = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| store_err(&self.url, e))?;
+            let Some(to) = dst.get_mut(pos..pos + chunk.len()) else {
+                return Err(self.too_long(range));
+            };
+            to.copy_from_slice(&chunk);
+            pos += chunk.len();
+        }
+        if pos != dst.len() {
+            return Err(self.short(range, pos as u64));
+        }
+        Ok(())
+    }
+
+    /// [`Self::get_into_once`], tried again when the body fails mid-way: each try
+    /// restarts the range and writes all of `dst` again, so a partly written
+    /// destination is never left as it is.
+    async fn get_into(&self, range: Range<u64>, dst: &mut [u8]) -> Result<()> {
+        self.check_within(&range)?;
+        if range.start == range.end {
+            return Ok(());
+        }
+        let mut attempt = 1;
+        loop {
+            match self.get_into_once(range.clone(), dst).await {
+                Err(e) if attempt < BODY_ATTEMPTS && retryable(&e) => attempt += 1,
+                r => return r,
+            }
+        }
+    }
+
+    /// An error unless `range` lies within the object.
+    fn check_within(&self, range: &Range<u64>) -> Result<()> {
         if range.end > self.size || range.start > range.end {
             return Err(Error::Remote {
                 url: self.url.clone(),
@@ -254,6 +358,12 @@ impl RemoteObject {
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// [`Self::get_once`], tried again when the body fails mid-way.
+    pub(crate) async fn get_async(&self, range: Range<u64>) -> Result<Bytes> {
+        self.check_within(&range)?;
         if range.start == range.end {
             return Ok(Bytes::new());
         }
@@ -278,21 +388,88 @@ impl RemoteObject {
     }
 
     /// Fill `buf` with the object's bytes from `offset`: pieces of several MiB read
-    /// concurrently (several in flight), each copied into place as it arrives.
+    /// concurrently (several in flight), each written into place chunk by chunk as
+    /// its body arrives.
     pub fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let pieces: Vec<(usize, Range<u64>)> = split(offset..offset + buf.len() as u64)
-            .map(|r| ((r.start - offset) as usize, r))
-            .collect();
+        block_on(self.read_into_async(offset, buf))?
+    }
+
+    /// [`Self::read_into`] as a future.
+    async fn read_into_async(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let mut parts = Vec::new();
+        let mut rest = buf;
+        for r in split(offset..offset + rest.len() as u64) {
+            let (part, after) = std::mem::take(&mut rest).split_at_mut((r.end - r.start) as usize);
+            parts.push((r, part));
+            rest = after;
+        }
+        futures::stream::iter(parts)
+            .map(|(r, dst)| self.get_into(r, dst))
+            .buffer_unordered(IN_FLIGHT)
+            .try_for_each(|()| futures::future::ready(Ok(())))
+            .await
+    }
+
+    /// Fill `buf` with the object's bytes from `offset`, for an object opened by
+    /// [`Self::open_streaming`]: `head` (its first bytes) and `body` (the rest of
+    /// that first GET, written into place as it streams in) where they reach, the
+    /// rest by [`Self::read_into`]'s concurrent ranges, all at once. A first body
+    /// that fails or ends early is read again by range, rewriting its whole part of
+    /// `buf`. Every byte of `buf` is written, or an error.
+    pub fn fill_whole(
+        &self,
+        head: &[u8],
+        body: FirstBody,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<()> {
+        let end = offset + buf.len() as u64;
+        self.check_within(&(offset..end))?;
+        let h = head.len() as u64;
+        // `buf` in three parts: from `head`, from the first body, by range.
+        let from_head = h.clamp(offset, end) - offset;
+        let body_end = body.end.max(body.at).clamp(offset, end);
+        let from_body = body_end - (offset + from_head).min(body_end);
+        let (in_head, rest) = buf.split_at_mut(from_head as usize);
+        let (in_body, by_range) = rest.split_at_mut(from_body as usize);
+        let lo = offset.max(h);
+        let from = offset.min(h) as usize;
+        in_head.copy_from_slice(&head[from..from + from_head as usize]);
         block_on(async {
-            let mut results = futures::stream::iter(pieces)
-                .map(|(s, r)| async move { (s, self.get_async(r).await) })
-                .buffer_unordered(IN_FLIGHT);
-            while let Some((s, bytes)) = results.next().await {
-                let bytes = bytes?;
-                buf[s..s + bytes.len()].copy_from_slice(&bytes);
-            }
-            Ok(())
+            let first = self.body_into(body, lo, in_body);
+            let rest = self.read_into_async(lo + from_body, by_range);
+            futures::try_join!(first, rest).map(|_| ())
         })?
+    }
+
+    /// Write the first body's bytes `lo..lo + dst.len()` into `dst` as they stream
+    /// in; if the stream fails or ends early, read that whole range again by range.
+    async fn body_into(&self, body: FirstBody, lo: u64, dst: &mut [u8]) -> Result<()> {
+        if dst.is_empty() {
+            return Ok(());
+        }
+        let hi = lo + dst.len() as u64;
+        if let Some(mut stream) = body.stream {
+            let mut at = body.at;
+            loop {
+                match stream.next().await {
+                    Some(Ok(chunk)) => {
+                        let c_end = at + chunk.len() as u64;
+                        let (a, b) = (at.max(lo), c_end.min(hi));
+                        if a < b {
+                            dst[(a - lo) as usize..(b - lo) as usize]
+                                .copy_from_slice(&chunk[(a - at) as usize..(b - at) as usize]);
+                        }
+                        at = c_end;
+                        if at >= hi {
+                            return Ok(());
+                        }
+                    }
+                    Some(Err(_)) | None => break,
+                }
+            }
+        }
+        self.get_into(lo..hi, dst).await
     }
 
     /// The bytes of several ranges, fetched concurrently, in the order asked.
@@ -330,55 +507,31 @@ pub(crate) fn split(range: Range<u64>) -> impl Iterator<Item = Range<u64>> {
     })
 }
 
-/// The rest of an object opened by [`RemoteObject::open_whole`]: ranges of several
-/// MiB fetched concurrently (several in flight) on the shared runtime, handed out in
-/// the order they arrive. Dropping it cancels the requests in flight.
-pub struct Pieces {
-    rx: tokio::sync::mpsc::Receiver<(u64, Result<Bytes>)>,
-    task: tokio::task::JoinHandle<()>,
+/// The rest of the body of an object's first GET ([`RemoteObject::open_streaming`]),
+/// still streaming in: bytes `at..end` of the object. Dropping it cancels the request.
+pub struct FirstBody {
+    stream: Option<BoxStream<'static, object_store::Result<Bytes>>>,
+    at: u64,
+    end: u64,
 }
 
-impl std::fmt::Debug for Pieces {
+impl std::fmt::Debug for FirstBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pieces").finish_non_exhaustive()
+        f.debug_struct("FirstBody")
+            .field("at", &self.at)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
     }
 }
 
-impl Pieces {
-    fn start(obj: &RemoteObject, range: Range<u64>) -> Result<Pieces> {
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let obj = obj.clone();
-        let ranges: Vec<Range<u64>> = split(range).collect();
-        let task = super::runtime::spawn(async move {
-            let mut gets = futures::stream::iter(ranges)
-                .map(|r| {
-                    let obj = obj.clone();
-                    async move { (r.start, obj.get_async(r).await) }
-                })
-                .buffer_unordered(IN_FLIGHT);
-            while let Some((at, res)) = gets.next().await {
-                let stop = res.is_err();
-                if tx.send((at, res)).await.is_err() || stop {
-                    break;
-                }
-            }
-        })?;
-        Ok(Pieces { rx, task })
-    }
-
-    /// The next piece to arrive: its offset in the object and its bytes; `None`
-    /// when every piece has been handed out.
-    pub fn next_piece(&mut self) -> Result<Option<(u64, Bytes)>> {
-        match block_on(self.rx.recv())? {
-            Some((at, res)) => res.map(|b| Some((at, b))),
-            None => Ok(None),
+impl FirstBody {
+    /// A first body with nothing left after byte `at`.
+    fn done(at: u64) -> FirstBody {
+        FirstBody {
+            stream: None,
+            at,
+            end: at,
         }
-    }
-}
-
-impl Drop for Pieces {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

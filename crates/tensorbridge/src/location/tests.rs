@@ -230,19 +230,12 @@ fn globs_a_prefix_listing_sorted() {
     assert!(has_wildcard("s3://b/*.npy") && !has_wildcard("s3://b/x.npy"));
 }
 
-/// Every piece of `rest` placed at its offset after `head`: the whole object.
-fn assemble(size: u64, head: &[u8], mut rest: Pieces) -> Vec<u8> {
-    let mut out = vec![0u8; size as usize];
-    let mut seen = vec![false; size as usize];
-    out[..head.len()].copy_from_slice(head);
-    seen[..head.len()].iter_mut().for_each(|s| *s = true);
-    while let Some((at, b)) = rest.next_piece().unwrap() {
-        let at = at as usize;
-        assert!(seen[at..at + b.len()].iter().all(|s| !s), "overlap at {at}");
-        out[at..at + b.len()].copy_from_slice(&b);
-        seen[at..at + b.len()].iter_mut().for_each(|s| *s = true);
-    }
-    assert!(seen.iter().all(|&s| s), "a byte was never fetched");
+/// The object opened by `open_streaming`, bytes `offset..` filled by `fill_whole`.
+fn assemble(url: &RemoteUrl, first: usize, head: usize, offset: u64) -> Vec<u8> {
+    let (obj, got, body) = RemoteObject::open_streaming(url, first, head).unwrap();
+    assert!(got.len() as u64 >= obj.size().min(head as u64));
+    let mut out = vec![0xA5u8; (obj.size() - offset) as usize];
+    obj.fill_whole(&got, body, offset, &mut out).unwrap();
     out
 }
 
@@ -269,42 +262,39 @@ fn open_reading_takes_size_and_etag_from_the_first_get() {
     assert_eq!((empty.size(), head.len()), (0, 0));
     let e = RemoteObject::open_reading(&remote("memory:///loc-tests/no-such.bin"), 64).unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
-    // The whole object: the first piece, then the rest in pieces.
-    let (obj, head, rest) = RemoteObject::open_whole(&url, PIECE).unwrap();
-    assert_eq!(head.len(), PIECE);
-    assert_eq!(assemble(obj.size(), &head, rest), data);
-    let (obj, head, rest) =
-        RemoteObject::open_whole(&remote("memory:///loc-tests/short.bin"), PIECE).unwrap();
-    assert_eq!(assemble(obj.size(), &head, rest), b"abc");
-    let (obj, head, rest) =
-        RemoteObject::open_whole(&remote("memory:///loc-tests/empty.bin"), PIECE).unwrap();
-    assert!(assemble(obj.size(), &head, rest).is_empty());
+    // The whole object: the first bytes, the rest of the first body as it streams,
+    // then the rest by range; from any offset (inside the head, the first body, or
+    // past it), with a head longer or shorter than the offset.
+    for (head, offset) in [
+        (4096, 128),
+        (4096, 0),
+        (100, 5000),
+        (4096, PIECE as u64 + 7),
+    ] {
+        assert_eq!(
+            assemble(&url, PIECE, head, offset),
+            &data[offset as usize..],
+            "{head} {offset}"
+        );
+    }
+    assert_eq!(assemble(&url, 1 << 20, 1 << 20, 3), &data[3..]);
+    let short = remote("memory:///loc-tests/short.bin");
+    assert_eq!(assemble(&short, PIECE, 4096, 0), b"abc");
+    assert_eq!(assemble(&short, PIECE, 4096, 2), b"c");
+    assert!(assemble(&remote("memory:///loc-tests/empty.bin"), PIECE, 4096, 0).is_empty());
 }
 
 #[test]
 fn rest_of_a_replaced_object_is_an_error() {
     put("loc-tests/replaced-whole.bin", vec![1u8; 20 << 20]);
     let url = remote("memory:///loc-tests/replaced-whole.bin");
-    let (_, head, mut rest) = RemoteObject::open_whole(&url, 1 << 20).unwrap();
+    let (obj, head, body) = RemoteObject::open_streaming(&url, 1 << 20, 4096).unwrap();
     assert!(head.iter().all(|&b| b == 1));
     put("loc-tests/replaced-whole.bin", vec![2u8; 20 << 20]);
-    // Pieces may have been fetched before the replacement; a later one fails.
-    let mut err = None;
-    loop {
-        match rest.next_piece() {
-            Ok(Some((_, b))) => assert!(b.iter().all(|&x| x == 1), "a piece of the new version"),
-            Ok(None) => break,
-            Err(e) => {
-                err = Some(e);
-                break;
-            }
-        }
-    }
-    // The memory store answers fast: when every piece came before the put, the
-    // bytes are all of the old version (checked above) — never mixed.
-    if let Some(e) = err {
-        assert!(matches!(e, Error::ObjectChanged { .. }), "{e:?}");
-    }
+    // The rest is asked for with If-Match on the first response's ETag.
+    let mut buf = vec![0u8; 20 << 20];
+    let e = obj.fill_whole(&head, body, 0, &mut buf).unwrap_err();
+    assert!(matches!(e, Error::ObjectChanged { .. }), "{e:?}");
 }
 
 #[test]

@@ -67,7 +67,7 @@ pub use remote::{
     load_remote, load_remote_with, load_url, open_for_load, open_remote, read_header_remote,
     read_headers_remote,
 };
-pub use remote_range::{load_rows_at, load_rows_remote, read_header_at};
+pub use remote_range::{header_from_parts, load_rows_at, load_rows_remote, read_header_at};
 pub use write::{save, save_location, write, NpyWriter};
 
 pub(crate) use read::{

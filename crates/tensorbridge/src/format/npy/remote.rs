@@ -1,17 +1,18 @@
 //! Reading `.npy` objects of a store. Loading a whole object: one ranged GET of its
 //! first [`WHOLE_FIRST`] bytes (the header and the start of the data; no HEAD — the
-//! response tells the object's size and ETag) and, as soon as that response's
-//! headers arrive, the rest of the object in concurrent ranges, all copied straight
-//! into the tensor's buffer: two requests for a 16 MiB object. Reading a header
-//! alone: one small ranged read (a second only when the header is longer).
+//! response tells the object's size and ETag); as soon as the header has arrived,
+//! the rest of the object in concurrent ranges. Every body is written into the
+//! tensor's buffer chunk by chunk as it arrives (no buffer of a whole range): two
+//! requests for a 16 MiB object, and little memory beyond the tensor. Reading a
+//! header alone: one small ranged read (a second only when the header is longer).
 
 use bytes::Bytes;
 
 use super::header::{preamble, NpyHeader};
 use super::read::{build_filled, check_data_fits, convert_from, obstacle};
 use super::{LoadOptions, NpyReader};
-use crate::error::{Error, Result};
-use crate::location::{block_on, no_mmap_remote, ObjectStream, Pieces, RemoteObject, RemoteUrl};
+use crate::error::Result;
+use crate::location::{block_on, no_mmap_remote, FirstBody, ObjectStream, RemoteObject, RemoteUrl};
 use crate::tensor::Tensor;
 use futures::StreamExt;
 
@@ -29,13 +30,18 @@ pub(crate) fn read_head(obj: &RemoteObject) -> Result<Bytes> {
 }
 
 /// Open the object `r` for `tb.load`: `whole` (an `.npy` name: the object is wanted
-/// whole) reads its first [`WHOLE_FIRST`] bytes and starts the rest in flight
-/// ([`RemoteObject::open_whole`]); otherwise only its first [`HEAD`] bytes are read
-/// (enough to tell the format and hold an `.npy` header; an `.npz` archive then
-/// reads its directory alone). No HEAD request either way.
-pub fn open_for_load(r: &RemoteUrl, whole: bool) -> Result<(RemoteObject, Bytes, Option<Pieces>)> {
+/// whole) asks for its first [`WHOLE_FIRST`] bytes and waits for the first [`HEAD`]
+/// of them, the rest of that body left streaming in
+/// ([`RemoteObject::open_streaming`]; dropped unread when the object turns out to be
+/// an archive); otherwise only its first [`HEAD`] bytes are read (enough to tell the
+/// format and hold an `.npy` header; an `.npz` archive then reads its directory
+/// alone). No HEAD request either way.
+pub fn open_for_load(
+    r: &RemoteUrl,
+    whole: bool,
+) -> Result<(RemoteObject, Bytes, Option<FirstBody>)> {
     if whole {
-        let (obj, head, rest) = RemoteObject::open_whole(r, WHOLE_FIRST)?;
+        let (obj, head, rest) = RemoteObject::open_streaming(r, WHOLE_FIRST, HEAD)?;
         Ok((obj, head, Some(rest)))
     } else {
         let (obj, head) = RemoteObject::open_reading(r, HEAD)?;
@@ -113,11 +119,12 @@ pub fn load_remote(obj: &RemoteObject, head: Option<Bytes>, opts: &LoadOptions) 
 }
 
 /// [`load_remote`] of an object opened by [`open_for_load`]: `head` its first bytes,
-/// `rest` the rest of it in flight (else the data is read by concurrent ranges).
+/// `rest` the rest of its first GET, still streaming in (the data not in `head` or
+/// `rest` is read by concurrent ranges), each body written straight into the tensor.
 pub fn load_remote_with(
     obj: &RemoteObject,
     head: Bytes,
-    rest: Option<Pieces>,
+    rest: Option<FirstBody>,
     opts: &LoadOptions,
 ) -> Result<Tensor> {
     let name = obj.url();
@@ -132,9 +139,8 @@ pub fn load_remote_with(
     let start = header.data_offset as u64;
     let mut rest = rest;
     let mut fill = |buf: &mut [u8]| match rest.take() {
-        // The data's start lies in `head` (the header is shorter than the first read).
-        Some(pieces) if start <= head.len() as u64 => fill_from(obj, &head, pieces, start, buf),
-        _ => obj.read_into(start, buf),
+        Some(body) => obj.fill_whole(&head, body, start, buf),
+        None => obj.read_into(start, buf),
     };
     // Read into a fresh (aligned) buffer: its address and offset count as 0.
     if obstacle(&header, stored, target, 0, 0)?.is_none() && !header.fortran_order {
@@ -145,46 +151,6 @@ pub fn load_remote_with(
     let mut h = header;
     h.data_offset = 0;
     convert_from(&h, &data, stored, target, opts)
-}
-
-/// Fill `buf` with the object's bytes from offset `start`: those `head` (its first
-/// bytes) holds, then each piece of `rest` (the rest of the object, in the order the
-/// pieces arrive) copied into place. Every byte of `buf` is written, or an error.
-fn fill_from(
-    obj: &RemoteObject,
-    head: &[u8],
-    mut rest: Pieces,
-    start: u64,
-    buf: &mut [u8],
-) -> Result<()> {
-    // Copy the part of `bytes` (at object offset `at`) inside `buf`'s range; its length.
-    fn place(buf: &mut [u8], start: u64, at: u64, bytes: &[u8]) -> u64 {
-        let lo = at.max(start);
-        let hi = (at + bytes.len() as u64).min(start + buf.len() as u64);
-        if lo >= hi {
-            return 0;
-        }
-        let src = &bytes[(lo - at) as usize..(hi - at) as usize];
-        buf[(lo - start) as usize..(hi - start) as usize].copy_from_slice(src);
-        hi - lo
-    }
-    let mut filled = place(buf, start, 0, head);
-    while filled < buf.len() as u64 {
-        match rest.next_piece()? {
-            Some((at, bytes)) => filled += place(buf, start, at, &bytes),
-            None => break,
-        }
-    }
-    if filled != buf.len() as u64 {
-        return Err(Error::Remote {
-            url: obj.url().to_string(),
-            reason: format!(
-                "the object's ranges held {filled} of the {} data bytes",
-                buf.len()
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// Open the `.npy` object `obj` for streaming (read-ahead); checks up front that the

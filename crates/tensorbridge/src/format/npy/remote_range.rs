@@ -28,6 +28,42 @@ pub fn read_header_at(obj: &RemoteObject, image: u64, len: u64, name: &str) -> R
     NpyHeader::parse(&bytes, name)
 }
 
+/// The header of an `.npy` image from facts read earlier (by [`NpyHeader::parse`]
+/// elsewhere, e.g. a driver's header pass): its `descr`, `fortran_order`, `shape` and
+/// `data_offset`. No request; checked as a parsed header is. `name` names the image
+/// in errors.
+pub fn header_from_parts(
+    descr: &str,
+    fortran_order: bool,
+    shape: &[usize],
+    data_offset: usize,
+    name: &str,
+) -> Result<NpyHeader> {
+    if descr.contains(['\'', '"', '\\']) {
+        return Err(format_err(
+            name,
+            format!("descr {descr:?} is not a plain type string"),
+        ));
+    }
+    let dims: String = shape.iter().map(|d| format!("{d}, ")).collect();
+    let mut dict = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': ({dims}), }}",
+        if fortran_order { "True" } else { "False" }
+    );
+    // Version 1.0 (as NumPy writes it), padded as NumPy pads it.
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let len = u16::try_from(dict.len()).map_err(|_| format_err(name, "header too long"))?;
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&len.to_le_bytes());
+    bytes.extend_from_slice(dict.as_bytes());
+    let mut h = NpyHeader::parse(&bytes, name)?;
+    h.data_offset = data_offset;
+    Ok(h)
+}
+
 /// Rows `start..stop` of the `.npy` image at byte `image` of `obj` (`len` bytes long;
 /// `header` is its header, `data_offset` counted from the image's start), as an
 /// owned C-contiguous tensor: for native byte order and no cast, one buffer filled
@@ -145,6 +181,33 @@ mod tests {
             let e = load_rows_remote(&obj, 40, 51, &LoadOptions::default()).unwrap_err();
             assert!(e.to_string().contains("out of range for 50 rows"), "{e}");
         }
+    }
+
+    #[test]
+    fn rows_from_header_facts_make_no_header_read_and_refuse_a_replaced_object() {
+        let values: Vec<i16> = (0..60).map(|i| i * 3 - 90).collect();
+        let be: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let bytes = npy(">i2", false, &[20, 3], &be);
+        let size = bytes.len() as u64;
+        let obj = object("rr/facts.npy", bytes);
+        let parsed = read_header_at(&obj, 0, size, "x").unwrap();
+        let h = header_from_parts(">i2", false, &[20, 3], parsed.data_offset, "x").unwrap();
+        assert_eq!(h, parsed);
+        let Location::Remote(url) =
+            Location::parse("memory:///rr/facts.npy", &StorageOptions::new()).unwrap()
+        else {
+            unreachable!("a memory:// URL is remote")
+        };
+        let known = RemoteObject::known(&url, size, obj.etag().map(str::to_string)).unwrap();
+        let t = load_rows_at(&known, &h, 0, size, 5, 9, &LoadOptions::default()).unwrap();
+        assert_eq!(t.to_vec::<i16>().unwrap(), values[15..27].to_vec());
+        // Replaced since the facts were read (same size): an error, not new bytes.
+        let mut other = be.clone();
+        other.reverse();
+        object("rr/facts.npy", npy(">i2", false, &[20, 3], &other));
+        let e = load_rows_at(&known, &h, 0, size, 5, 9, &LoadOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::ObjectChanged { .. }), "{e:?}");
+        assert!(header_from_parts("<f4'", false, &[1], 64, "q").is_err());
     }
 
     #[test]
