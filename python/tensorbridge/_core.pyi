@@ -164,7 +164,7 @@ def load_npy_parts(
 def npz_from_bytes(data: bytes, name: str) -> NpzArchiveHandle: ...
 
 # tb.ray over URLs: headers on the driver, row ranges in the read tasks.
-_NpyFacts = tuple[list[int], str, bool, int, int, Optional[str]]  # (shape, descr, fortran_order, data_offset, size, etag)
+_NpyFacts: TypeAlias = tuple[list[int], str, bool, int, int, Optional[str]]  # (shape, descr, fortran_order, data_offset, size, etag)
 
 def npy_headers(urls: Sequence[str], storage_options: _StorageOptions = None) -> list[_NpyFacts]: ...
 def load_npy_rows(

@@ -451,21 +451,17 @@ impl RemoteObject {
         let hi = lo + dst.len() as u64;
         if let Some(mut stream) = body.stream {
             let mut at = body.at;
-            loop {
-                match stream.next().await {
-                    Some(Ok(chunk)) => {
-                        let c_end = at + chunk.len() as u64;
-                        let (a, b) = (at.max(lo), c_end.min(hi));
-                        if a < b {
-                            dst[(a - lo) as usize..(b - lo) as usize]
-                                .copy_from_slice(&chunk[(a - at) as usize..(b - at) as usize]);
-                        }
-                        at = c_end;
-                        if at >= hi {
-                            return Ok(());
-                        }
-                    }
-                    Some(Err(_)) | None => break,
+            // A failed or ended stream leaves the loop: the range is read again whole.
+            while let Some(Ok(chunk)) = stream.next().await {
+                let c_end = at + chunk.len() as u64;
+                let (a, b) = (at.max(lo), c_end.min(hi));
+                if a < b {
+                    dst[(a - lo) as usize..(b - lo) as usize]
+                        .copy_from_slice(&chunk[(a - at) as usize..(b - at) as usize]);
+                }
+                at = c_end;
+                if at >= hi {
+                    return Ok(());
                 }
             }
         }
