@@ -48,8 +48,9 @@ const AHEAD_FIRST: usize = CHUNK_BYTES;
 /// Bytes of the second read of an object opened ahead (the bytes after
 /// [`AHEAD_FIRST`]), so that two chunks of rows are at hand while the object's
 /// stream (started when its turn comes) gets going. An object opened ahead holds at
-/// most `AHEAD_FIRST + AHEAD_SECOND` = 16 MiB (an object of up to 16 MiB is then
-/// read in two GETs, like `tb.load`'s).
+/// most `AHEAD_FIRST + AHEAD_SECOND` = 16 MiB. (The two GETs run one after the
+/// other, and an object a little over 16 MiB still needs a third, small GET from its
+/// stream: see BENCHMARKS.md, issue 9, for what that costs on moto.)
 const AHEAD_SECOND: u64 = CHUNK_BYTES as u64;
 
 /// What an [`Opening`] brings: the object and its first bytes, in consecutive parts.
