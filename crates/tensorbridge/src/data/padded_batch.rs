@@ -259,18 +259,28 @@ fn assemble(
     }
 }
 
-/// The padding value's bytes in `dtype` (zero bytes for `None`).
+/// The padding value's bytes in `dtype` (zero bytes for `None`). The value (a
+/// scalar, checked when the stage is made) is cast into a tensor of its own, whose
+/// storage is aligned for `dtype`: a plain `Vec<u8>` is only byte-aligned, and
+/// casting into it worked only because the allocator happens to align small
+/// blocks (Miri, which does not, found it).
 fn pad_bytes(value: Option<Tensor>, dtype: DType) -> Result<Vec<u8>> {
-    let mut b = vec![0u8; dtype.size()];
-    if let Some(v) = value {
-        Comp::Ready(v)
-            .then(&[Op::Cast {
-                dtype,
-                casting: Casting::Unsafe,
-            }])?
-            .write_into(&mut b)?;
+    let Some(v) = value else {
+        return Ok(vec![0u8; dtype.size()]);
+    };
+    let t = Comp::Ready(v)
+        .then(&[Op::Cast {
+            dtype,
+            casting: Casting::Unsafe,
+        }])?
+        .materialize()?;
+    match t.as_bytes() {
+        Some(b) if b.len() == dtype.size() => Ok(b.to_vec()),
+        _ => Err(Error::InvalidArgument(format!(
+            "padded_batch: a padding value must be a scalar, not of shape {:?}",
+            t.shape()
+        ))),
     }
-    Ok(b)
 }
 
 /// Copy `t` (C order) into the top-left corner of `dst`, a C-order block of
