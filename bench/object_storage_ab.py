@@ -1,6 +1,6 @@
 """tb.load of this build against an older one, in one run (same server, interleaved):
 ``python bench/object_storage_ab.py --old /path/to/site-packages-holding-old-tensorbridge
-[--server moto|s3s] [--repeat 3] [--objects 64]``. The old build is put first on
+[--server moto|s3s] [--repeat 3] [--objects 64] [--contenders tb.load,tb.from_files]``. The old build is put first on
 PYTHONPATH of its contenders' subprocesses; each contender is bench/object_storage.py's
 child (own process, peak RSS = VmHWM). Prints MB/s and peak RSS, medians and rounds."""
 import os, sys, statistics, tempfile, argparse
@@ -10,6 +10,8 @@ import numpy as np
 import object_storage as ob
 ap = argparse.ArgumentParser(); ap.add_argument("--server", default="moto"); ap.add_argument("--repeat", type=int, default=3)
 ap.add_argument("--objects", type=int, default=64)
+ap.add_argument("--contenders", default="tb.load,tb.load x8",
+                help="comma-separated tensorbridge contenders run with both builds (e.g. tb.from_files)")
 ap.add_argument("--old", required=True, help="a directory holding the old tensorbridge package")
 a = ap.parse_args(); a.s3s_bin = os.environ.get("TB_S3S_FS", "/work/s3s/bin/s3s-fs")
 server = ob.start_server(a)
@@ -21,7 +23,9 @@ with tempfile.TemporaryDirectory() as d:
         p = os.path.join(d, "x.npy"); np.save(p, np.full((1024, 4096), i, np.float32))
         k = f"bench/{i:04d}.npy"; c.upload_file(p, "bench", k); keys.append(k)
 total = a.objects * 16 << 20
-runs = [("get-limit", None), ("boto3", None), ("tb.load", a.old), ("tb.load", None), ("tb.load x8", a.old), ("tb.load x8", None)]
+runs = [("get-limit", None), ("boto3", None)]
+for cn in a.contenders.split(","):
+    runs += [(cn, a.old), (cn, None)]
 res = {r: [] for r in runs}
 for rep in range(a.repeat):
     for name, pp in runs:

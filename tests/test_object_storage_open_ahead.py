@@ -168,3 +168,114 @@ def test_closing_the_iterator_cancels_the_object_opened_ahead(s3_server, s3_buck
     got = np.concatenate([np.asarray(x) for x in ds.batch(1 << 16).as_numpy_iterator()])
     np.testing.assert_array_equal(got[:10], a)
     np.testing.assert_array_equal(got[10:], b)
+
+
+# The read-ahead budget of one from_files iterator (READ_AHEAD_BUDGET in
+# crates/tensorbridge/src/data/remote_rows.rs) and its GETs' size (4 MiB).
+BUDGET = 32 << 20
+GET = 4 << 20
+CHUNK = 8 << 20  # rows are copied out of the stream in chunks of about this
+
+
+@pytest.mark.parametrize("cycle", [1, 2])
+def test_bytes_requested_stay_within_the_budget_across_objects(s3_server, s3_bucket, cycle):
+    """Six 24 MiB objects: at every row, the bytes asked for by GETs exceed the bytes
+    of the rows yielded by at most the budget, plus one GET of its own per stream
+    (the open ones and the one opened ahead) and the chunk each open stream has
+    copied out — never whole objects. And the budget is used: GETs of the next
+    object go out before the current one's last row (bytes asked ahead at an object
+    boundary)."""
+    client, so = s3_server.client, s3_server.storage_options
+    row = 1 << 16  # 64 KiB rows, 384 per object
+    n_rows = 384
+    urls = []
+    for i in range(6):
+        a = np.full((n_rows, row // 4), i, dtype=np.float32)
+        a[:, 0] = np.arange(n_rows)
+        client.put_object(Bucket=s3_bucket, Key=f"budget/o-{i}.npy", Body=npy_bytes(a))
+        urls.append(f"s3://{s3_bucket}/budget/o-{i}.npy")
+    ds = Dataset.from_files(urls, storage_options=so, cycle_length=cycle)
+    tb._core.location_get_stats(reset=True)
+    worst = 0
+    at_boundary = []
+    seen = 0
+    for e in ds.as_numpy_iterator():
+        seen += 1
+        _, asked, _ = tb._core.location_get_stats()
+        worst = max(worst, asked - seen * row)
+        if cycle == 1 and seen % n_rows == n_rows - 1:
+            at_boundary.append(asked - seen * row)
+    assert seen == 6 * n_rows
+    _, asked, largest = tb._core.location_get_stats()
+    assert asked == 6 * n_rows * row  # each row's bytes asked for once, no header read
+    assert largest <= GET
+    bound = BUDGET + (cycle + 1) * GET + cycle * CHUNK
+    assert worst <= bound, (worst >> 20, bound >> 20)
+    if cycle == 1:
+        # Before the last row of an object, the next one's GETs were out already.
+        assert max(at_boundary[:-1]) > CHUNK, [b >> 20 for b in at_boundary]
+
+
+def test_object_replaced_within_the_read_ahead_window_is_an_error(s3_server, s3_bucket):
+    """An object replaced (same shape, other values) after the dataset was made but
+    before its GETs go out: every GET asks for the ETag read with the header, so the
+    iteration fails naming it (or skips it under on_error="skip"), never yielding
+    rows of the new version."""
+    client, so = s3_server.client, s3_server.storage_options
+    arrs = [np.full((300, 1024), i, np.float32) for i in range(3)]  # 1.2 MiB each
+    urls = []
+    for i, a in enumerate(arrs):
+        client.put_object(Bucket=s3_bucket, Key=f"replace/o-{i}.npy", Body=npy_bytes(a))
+        urls.append(f"s3://{s3_bucket}/replace/o-{i}.npy")
+    ds = Dataset.from_files(urls, storage_options=so)
+    skip = Dataset.from_files(urls, storage_options=so, on_error="skip")
+    client.put_object(Bucket=s3_bucket, Key="replace/o-1.npy", Body=npy_bytes(arrs[1] + 100))
+    seen = []
+    with pytest.raises(Exception, match="o-1.npy"):
+        for e in ds.as_numpy_iterator():
+            seen.append(e)
+    assert len(seen) == 300 and all((s == 0).all() for s in seen)
+    with pytest.warns(RuntimeWarning, match="o-1.npy"):
+        got = np.stack(list(skip.as_numpy_iterator()))
+    np.testing.assert_array_equal(got, np.concatenate([arrs[0], arrs[2]]))
+
+
+def test_closing_cancels_every_get_in_flight(s3_server, s3_bucket, s3_proxy):
+    """All GETs of the read-ahead window (the current object's and the next one's)
+    are held by the proxy; closing the iterator cancels them all: once released,
+    the client takes (almost) none of their bytes, and no thread is left."""
+    base = threading.active_count()
+    client = s3_server.client
+    a = np.zeros((64, 1 << 14), np.float32)  # 4 MiB of rows
+    b = np.ones((64, 1 << 14), np.float32)
+    for k, x in (("a", a), ("b", b)):
+        client.put_object(Bucket=s3_bucket, Key=f"cancelall/{k}.npy", Body=npy_bytes(x))
+    so = dict(s3_proxy.storage_options, timeout="30s")
+    ds = Dataset.from_files([f"s3://{s3_bucket}/cancelall/{k}.npy" for k in "ab"], storage_options=so)
+    gate = threading.Event()
+    held = []
+
+    def hold(method, path, headers):
+        if "cancelall/" in path:
+            held.append(path)
+            if len(held) > 1:  # the first GET (a's first rows) goes through
+                gate.wait(20)
+
+    s3_proxy.on_request = hold
+    try:
+        it = ds.iterator()
+        np.testing.assert_array_equal(np.asarray(next(it)), a[0])
+        deadline = time.time() + 10
+        while not any("b.npy" in p for p in held) and time.time() < deadline:
+            time.sleep(0.05)
+        assert any("b.npy" in p for p in held), held
+        it.close()
+        del it
+        time.sleep(0.3)
+        s3_proxy.reset_counts()
+    finally:
+        gate.set()
+    time.sleep(1.0)
+    assert s3_proxy.bytes_down < 2 << 20, s3_proxy.bytes_down
+    s3_proxy.on_request = None
+    assert wait_threads(base)

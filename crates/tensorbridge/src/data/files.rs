@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use super::comp::{Comp, Item};
-use super::remote_files::rows::Opening;
+use super::remote_files::rows::{Opening, READ_AHEAD_BUDGET};
 use super::rng::{mix, SplitMix64};
 use super::state::{bad, field, field_bool, field_opt_u64, field_u64, object, Prov, Stage};
 use super::warn::Warnings;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::location::Budget;
 use crate::tensor::Tensor;
 
 /// What to do with a file that is missing, corrupt or disagrees with the others.
@@ -131,10 +132,11 @@ pub(crate) fn plan_files(
                 })
                 .collect()
     };
-    let heads: Vec<Result<Heads>> = rf::headers(&paths, keys.as_deref(), so)
-        .into_iter()
-        .map(|h| h.and_then(interpret))
-        .collect();
+    let heads: Vec<Result<(Heads, Option<rf::KnownObject>)>> =
+        rf::headers(&paths, keys.as_deref(), so)
+            .into_iter()
+            .map(|h| h.and_then(|(h, known)| Ok((interpret(h)?, known))))
+            .collect();
     let mut files = Vec::with_capacity(paths.len());
     let mut warnings = Vec::new();
     let mut spec: Option<(Heads, usize)> = None;
@@ -145,7 +147,7 @@ pub(crate) fn plan_files(
             .join(", ")
     };
     for (i, (p, h)) in paths.iter().zip(heads).enumerate() {
-        let checked = h.map_err(|e| name_file(e, p)).and_then(|h| {
+        let checked = h.map_err(|e| name_file(e, p)).and_then(|(h, known)| {
             let rows = h[0].1[0];
             if let Some((j, k)) = h.iter().enumerate().find(|(_, (_, s))| s[0] != rows) {
                 return Err(Error::Format {
@@ -173,17 +175,18 @@ pub(crate) fn plan_files(
                             .join(", ")
                     ),
                 }),
-                _ => Ok((rows, row_spec)),
+                _ => Ok((rows, row_spec, known)),
             }
         });
         match checked {
-            Ok((rows, row_spec)) => {
+            Ok((rows, row_spec, known)) => {
                 if spec.is_none() {
                     spec = Some((row_spec, i));
                 }
                 files.push(FileEntry {
                     path: p.clone(),
                     rows,
+                    known,
                 });
             }
             Err(e) if opts.on_error == OnError::Skip => {
@@ -212,6 +215,8 @@ pub(crate) struct FileEntry {
     pub(crate) path: std::path::PathBuf,
     /// Rows (the leading dimension shared by every chosen array).
     pub(crate) rows: usize,
+    /// A remote `.npy` object: its size, ETag and header as read then.
+    pub(crate) known: Option<super::remote_files::KnownObject>,
 }
 
 /// Where [`FileRows`] gets its arrays and how it checks them.
@@ -290,8 +295,9 @@ fn open_slot(
     plan: &FilesPlan,
     start: usize,
     ahead: Option<Opening>,
+    budget: &Budget,
 ) -> Result<(Vec<Tensor>, Option<super::remote_files::rows::RemoteRows>)> {
-    match super::remote_files::rows::RemoteRows::open(entry, plan, start, ahead)? {
+    match super::remote_files::rows::RemoteRows::open(entry, plan, start, ahead, Some(budget))? {
         Some(s) => Ok((Vec::new(), Some(s))),
         None => Ok((open_file(entry, plan)?, None)),
     }
@@ -339,6 +345,8 @@ pub(crate) struct FileRows {
     /// The position in `order` last opened ahead (tried once each), and its opening.
     ahead_for: Option<usize>,
     ahead: Option<Opening>,
+    /// The read-ahead budget shared by the remote objects open and opened ahead.
+    budget: Budget,
     num_open: usize,
     cycle: usize,
     block: usize,
@@ -383,6 +391,7 @@ impl FileRows {
             slots: (0..n).map(|_| None).collect(),
             ahead_for: None,
             ahead: None,
+            budget: Budget::new(READ_AHEAD_BUDGET),
             num_open: 0,
             cycle: 0,
             block: 0,
@@ -439,7 +448,7 @@ impl FileRows {
                 _ => return Err(bad(format!("from_files: slot {s} is malformed"))),
             };
             let entry = &me.files[index];
-            match open_slot(entry, &me.plan, next, None) {
+            match open_slot(entry, &me.plan, next, None, &me.budget) {
                 Ok((comps, stream)) => {
                     me.slots[c] = Some(OpenFile {
                         index,
@@ -478,7 +487,7 @@ impl FileRows {
             return;
         }
         self.ahead_for = Some(pos);
-        self.ahead = Opening::start(&self.files[self.order[pos]], &self.plan);
+        self.ahead = Opening::start(&self.files[self.order[pos]], &self.plan, &self.budget);
     }
 
     fn advance_cycle(&mut self) {
@@ -531,7 +540,7 @@ impl Stage for FileRows {
                 // The next file's first read goes out while this one's rows are read.
                 self.open_ahead();
                 let entry = &self.files[index];
-                match open_slot(entry, &self.plan, 0, ahead) {
+                match open_slot(entry, &self.plan, 0, ahead, &self.budget) {
                     Ok((comps, stream)) => {
                         self.slots[c] = Some(OpenFile {
                             index,

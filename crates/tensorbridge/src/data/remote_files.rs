@@ -39,17 +39,32 @@ pub(crate) fn detect(p: &Path, opts: &StorageOptions) -> Option<FileFormat> {
 /// A file's `.npy` headers, each with the label that names it.
 pub(crate) type Heads = Vec<(NpyHeader, String)>;
 
+/// A file's headers and, for a remote `.npy` object, what its header read found.
+pub(crate) type Headed = (Heads, Option<KnownObject>);
+
+/// A remote `.npy` object as its header read found it when the dataset was made:
+/// size, ETag and header. With it every GET of the object's rows can be planned
+/// (and issued) before any response: each asks for that ETag (`If-Match`), so an
+/// object replaced since is an error, never rows of two versions.
+#[derive(Clone, Debug)]
+pub(crate) struct KnownObject {
+    pub(crate) size: u64,
+    pub(crate) etag: Option<String>,
+    pub(crate) header: NpyHeader,
+}
+
 /// The `.npy` headers of each file of `paths` (with the label naming each: the file,
 /// or `file:key` for the `keys` members of `.npz` archives), in order. Local files
 /// are read in parallel as before; remote objects concurrently, at most
 /// [`npy::remote::HEADERS_IN_FLIGHT`] in flight (`.npy`: a HEAD and one small ranged read
 /// each; `.npz`: the central directory and the chosen members' headers), so the
-/// length of a dataset over thousands of objects is known in seconds.
+/// length of a dataset over thousands of objects is known in seconds. A remote
+/// `.npy` object comes with what its header read found ([`KnownObject`]).
 pub(crate) fn headers(
     paths: &[PathBuf],
     keys: Option<&[String]>,
     so: &StorageOptions,
-) -> Vec<Result<Heads>> {
+) -> Vec<Result<Headed>> {
     use rayon::prelude::*;
     let one = |p: &PathBuf| -> Result<Heads> {
         let name = p.display().to_string();
@@ -69,10 +84,10 @@ pub(crate) fn headers(
         .map(|l| matches!(l, Ok(Location::Remote(_))))
         .collect();
     let remote: Vec<usize> = (0..paths.len()).filter(|&i| is_remote[i]).collect();
-    let mut out: Vec<Option<Result<Heads>>> = paths
+    let mut out: Vec<Option<Result<Headed>>> = paths
         .par_iter()
         .enumerate()
-        .map(|(i, p)| (!is_remote[i]).then(|| one(p)))
+        .map(|(i, p)| (!is_remote[i]).then(|| one(p).map(|h| (h, None))))
         .collect();
     if keys.is_none() {
         let urls: Vec<RemoteUrl> = remote
@@ -85,7 +100,14 @@ pub(crate) fn headers(
         match npy::read_headers_remote(&urls) {
             Ok(heads) => {
                 for (&i, h) in remote.iter().zip(heads) {
-                    out[i] = Some(h.map(|(_, h)| vec![(h, paths[i].display().to_string())]));
+                    out[i] = Some(h.map(|(obj, h)| {
+                        let known = KnownObject {
+                            size: obj.size(),
+                            etag: obj.etag().map(String::from),
+                            header: h.clone(),
+                        };
+                        (vec![(h, paths[i].display().to_string())], Some(known))
+                    }));
                 }
             }
             Err(e) => {
@@ -105,7 +127,7 @@ pub(crate) fn headers(
                 scope.spawn(|| loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = remote.get(k) else { break };
-                    let r = one(&paths[i]);
+                    let r = one(&paths[i]).map(|h| (h, None));
                     done.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
                 });
             }

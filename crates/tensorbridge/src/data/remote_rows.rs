@@ -30,7 +30,9 @@ use crate::error::{Error, Result};
 use crate::format::npy::{self, LoadOptions, NpyHeader, NpyReader};
 use crate::format::npz::NpzArchive;
 use crate::format::{format_err, FileFormat};
-use crate::location::{Location, ObjectStream, RemoteObject};
+use std::ops::Range;
+
+use crate::location::{Budget, Location, ObjectStream, RemoteObject};
 use crate::tensor::{Index, Tensor};
 
 /// Bytes of rows per chunk (rounded down to whole rows; at least one row). Unit
@@ -41,69 +43,69 @@ pub(crate) const CHUNK_BYTES: usize = if cfg!(test) { 64 } else { 8 << 20 };
 /// rows, in one request.
 const OPEN_FIRST: usize = 1 << 20;
 
-/// Bytes of the first read of an `.npy` object opened ahead ([`Opening`]): its
-/// header and about a chunk of rows (no GET is larger than a chunk).
-const AHEAD_FIRST: usize = CHUNK_BYTES;
+/// Bytes of element data one `from_files` iterator keeps requested ahead of the
+/// rows it has read, across the objects it has open and the ones it opens ahead
+/// (a [`Budget`] shared by their streams; GETs of [`Budget::GET_BYTES`], so about
+/// eight in flight). 32 MiB: enough to keep a local S3 server's link busy through
+/// object boundaries (GETs of the next object go out while the current one's last
+/// ones are read), little enough for peak memory to stay under a boto3 loop's. Each
+/// stream may also hold one GET of its own beyond it (see [`Budget`]).
+pub(crate) const READ_AHEAD_BUDGET: usize = 32 << 20;
 
-/// Bytes of the second read of an object opened ahead (the bytes after
-/// [`AHEAD_FIRST`]), so that two chunks of rows are at hand while the object's
-/// stream (started when its turn comes) gets going. An object opened ahead holds at
-/// most `AHEAD_FIRST + AHEAD_SECOND` = 16 MiB. (The two GETs run one after the
-/// other, and an object a little over 16 MiB still needs a third, small GET from its
-/// stream: see BENCHMARKS.md, issue 9, for what that costs on moto.)
-const AHEAD_SECOND: u64 = CHUNK_BYTES as u64;
-
-/// What an [`Opening`] brings: the object and its first bytes, in consecutive parts.
-type Opened = (RemoteObject, Vec<bytes::Bytes>);
-
-/// An `.npy` object of a `from_files` order opened ahead, in the background: the
-/// first GET (its header and first chunk of rows, [`AHEAD_FIRST`]) in flight on the
-/// shared runtime while the rows before it are consumed. [`RemoteRows::open`] takes
-/// it over when the object's turn comes (its errors surface then, exactly where an
-/// open would have met them); dropping it cancels the request.
-pub(crate) struct Opening {
-    task: tokio::task::JoinHandle<Result<Opened>>,
+/// The rows of a remote `.npy` object whose header was read when the dataset was
+/// made ([`KnownObject`](crate::data::remote_files::KnownObject)) from row `start`: the object (no request made) and its
+/// rows' byte range.
+fn known_range(
+    entry: &FileEntry,
+    plan: &FilesPlan,
+    url: &crate::location::RemoteUrl,
+    start: usize,
+) -> Result<Option<(RemoteObject, NpyHeader, Range<u64>)>> {
+    let Some(k) = entry.known.as_ref().filter(|_| plan.keys.is_none()) else {
+        return Ok(None);
+    };
+    let h = &k.header;
+    let obj = RemoteObject::known(url, k.size, k.etag.clone())?;
+    let row_bytes = h.itemsize() * h.shape[1..].iter().product::<usize>();
+    let at = |r: usize| (h.data_offset + r * row_bytes) as u64;
+    let range = at(start.min(entry.rows))..at(entry.rows);
+    Ok(Some((obj, h.clone(), range)))
 }
 
-impl Drop for Opening {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+/// An `.npy` object of a `from_files` order opened ahead: the stream of its rows
+/// started at once (its GETs going out as the iterator's read-ahead [`Budget`]
+/// allows) while the rows before it are consumed. [`RemoteRows::open`] takes it over
+/// when the object's turn comes (its errors surface then, exactly where an open
+/// would have met them); dropping it cancels the requests.
+pub(crate) struct Opening {
+    stream: ObjectStream,
 }
 
 impl Opening {
-    /// Start opening `entry` (to be read from its first row) when it is a remote
-    /// `.npy` object; `None` otherwise (a local file, `.npz` members, a URL that
-    /// does not parse: those are opened when their turn comes, as before).
-    pub(crate) fn start(entry: &FileEntry, plan: &FilesPlan) -> Option<Opening> {
-        if plan.keys.is_some() {
-            return None;
-        }
+    /// Start reading `entry` (from its first row) when it is a remote `.npy` object
+    /// whose header is known and whose rows lie in order; `None` otherwise (those are
+    /// opened when their turn comes, as before).
+    pub(crate) fn start(entry: &FileEntry, plan: &FilesPlan, budget: &Budget) -> Option<Opening> {
         let Ok(Location::Remote(url)) = location(&entry.path, &plan.storage_options) else {
             return None;
         };
-        let task = crate::location::spawn(async move {
-            let (obj, head) = RemoteObject::open_reading_async(&url, AHEAD_FIRST).await?;
-            let at = head.len() as u64;
-            let second = obj
-                .get_async(at..(at + AHEAD_SECOND).min(obj.size()))
-                .await?;
-            Ok((obj, vec![head, second]))
-        })
-        .ok()?;
-        Some(Opening { task })
-    }
-
-    /// The object and its first bytes (waiting for the request when it is still in
-    /// flight).
-    fn take(mut self, name: &str) -> Result<Opened> {
-        match crate::location::block_on(&mut self.task)? {
-            Ok(r) => r,
-            Err(e) => Err(Error::Remote {
-                url: name.to_string(),
-                reason: format!("opening the object ahead failed: {e}"),
-            }),
+        let (obj, h, range) = known_range(entry, plan, &url, 0).ok()??;
+        if rows_apart(&h) {
+            return None;
         }
+        let stream = ObjectStream::budgeted(&obj, range, budget).ok()?;
+        Some(Opening { stream })
+    }
+}
+
+/// A stream's `io::Error` as the core error it carries.
+fn stream_err(e: std::io::Error, name: &str) -> Error {
+    match e.into_inner() {
+        Some(inner) => match inner.downcast::<Error>() {
+            Ok(e) => *e,
+            Err(other) => format_err(name, other.to_string()),
+        },
+        None => format_err(name, "truncated data (the object ended early)"),
     }
 }
 
@@ -156,13 +158,7 @@ impl Stream {
                 }
                 Ok(())
             }
-            Source::Raw(s) => s.read_exact(buf).map_err(|e| match e.into_inner() {
-                Some(inner) => match inner.downcast::<Error>() {
-                    Ok(e) => *e,
-                    Err(other) => format_err(&self.name, other.to_string()),
-                },
-                None => format_err(&self.name, "truncated data (the object ended early)"),
-            }),
+            Source::Raw(s) => s.read_exact(buf).map_err(|e| stream_err(e, &self.name)),
         }
     }
 
@@ -265,11 +261,14 @@ impl RemoteRows {
     /// Open `entry` for streaming from row `start`. `None`: it is a local file, or
     /// its rows lie apart in it (Fortran order): the caller reads it whole.
     /// `ahead`: the object opened ahead ([`Opening::start`]; used when `start` is 0).
+    /// A remote `.npy` object whose header is known ([`KnownObject`](crate::data::remote_files::KnownObject)) is streamed
+    /// within `budget` with no request to open it.
     pub(crate) fn open(
         entry: &FileEntry,
         plan: &FilesPlan,
         start: usize,
         ahead: Option<Opening>,
+        budget: Option<&Budget>,
     ) -> Result<Option<Self>> {
         let so = &plan.storage_options;
         let loc = location(&entry.path, so)?;
@@ -278,17 +277,29 @@ impl RemoteRows {
         };
         let name = url.as_str().to_string();
         let mut streams = Vec::with_capacity(plan.spec.len());
+        if let (Some((obj, h, range)), Some(budget)) =
+            (known_range(entry, plan, url, start)?, budget)
+        {
+            // The header was read when the dataset was made: no request to open it.
+            let stored = check(&h, entry, &plan.spec[0], &name)?;
+            if rows_apart(&h) {
+                return Ok(None);
+            }
+            let mut s = match ahead {
+                Some(a) if start == 0 => a.stream,
+                _ => ObjectStream::budgeted(&obj, range, budget)?,
+            };
+            // Its first GET's answer: a missing or replaced object fails here, where
+            // it is opened (and is skipped at its own place under on_error="skip").
+            s.wait_ready().map_err(|e| stream_err(e, &name))?;
+            streams.push(Stream::new(Source::Raw(s), name, h, stored, start));
+            return Ok(Some(RemoteRows { streams }));
+        }
         match &plan.keys {
             None => {
-                // One GET: the header and the first rows (no HEAD), perhaps made ahead.
-                let (obj, mut parts) = match ahead {
-                    Some(a) if start == 0 => a.take(&name)?,
-                    _ => {
-                        let (obj, head) = RemoteObject::open_reading(url, OPEN_FIRST)?;
-                        (obj, vec![head])
-                    }
-                };
-                let head = parts[0].clone();
+                // One GET: the header and the first rows (no HEAD).
+                let (obj, head) = RemoteObject::open_reading(url, OPEN_FIRST)?;
+                let mut parts = vec![head.clone()];
                 let h = npy::remote::header_from_head(&obj, head.clone())?;
                 npy::check_data_fits(&h, obj.size(), &name)?;
                 let stored = check(&h, entry, &plan.spec[0], &name)?;
@@ -400,7 +411,7 @@ pub(crate) fn read_one_row(
         let t = npy::convert_from(&one, &bytes, stored, stored, &LoadOptions::default())?;
         return Ok(Some(vec![Comp::Ready(t.index(&[Index::At(0)])?)]));
     }
-    let Some(mut rows) = RemoteRows::open(entry, plan, row, None)? else {
+    let Some(mut rows) = RemoteRows::open(entry, plan, row, None, None)? else {
         return Ok(None);
     };
     rows.row(row, true).map(Some)

@@ -49,12 +49,10 @@ pub use glob::{glob, has_wildcard};
 pub use object::{list, FirstBody, ObjectInfo, RemoteObject, PIECE};
 pub use runtime::set_interrupt_check;
 pub use stats::{get_stats, reset_get_stats, GetStats};
-pub use stream::ObjectStream;
+pub use stream::{Budget, ObjectStream};
 pub use write::{ObjectWriter, Sink, Spool};
 
 pub(crate) use runtime::block_on;
-/// Spawn a task on the shared I/O runtime (`from_files` opens objects ahead with it).
-pub(crate) use runtime::spawn;
 
 #[cfg(test)]
 pub(crate) use config::memory_store;

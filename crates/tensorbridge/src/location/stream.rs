@@ -2,10 +2,11 @@
 
 use std::io::{self, Read};
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::object::RemoteObject;
 use super::runtime::{block_on, spawn};
@@ -17,13 +18,47 @@ const CHUNK: u64 = 4 << 20;
 /// chunk being read and one waiting).
 const AHEAD: usize = 4;
 
+/// Ranged GETs a budgeted stream keeps in flight at most (the budget bounds them too).
+const BUDGETED_AHEAD: usize = 8;
+
+/// A read-ahead budget shared by several [`ObjectStream`]s of one reader (e.g. the
+/// objects a `from_files` iterator has open and the ones it opens ahead): each GET
+/// of a budgeted stream holds one unit (one GET of at most [`CHUNK`] bytes) from the
+/// moment it is issued until the reader has consumed its body, so the bytes
+/// requested but not yet read stay within the budget, plus one GET per stream
+/// (each stream may always have one GET of its own, so a stream read next never
+/// waits for bytes held by a stream read later: no deadlock). Units are handed out
+/// first come first served, i.e. roughly in the order the streams were started.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    shared: Arc<Semaphore>,
+}
+
+impl Budget {
+    /// A budget of `bytes` (whole GETs of [`CHUNK`] bytes, at least one).
+    pub fn new(bytes: usize) -> Budget {
+        Budget {
+            shared: Arc::new(Semaphore::new((bytes / CHUNK as usize).max(1))),
+        }
+    }
+
+    /// Bytes of one GET of a budgeted stream.
+    pub const GET_BYTES: u64 = CHUNK;
+}
+
+/// A body and the budget unit it holds (`None`: an unbudgeted stream).
+type Body = (Bytes, Option<OwnedSemaphorePermit>);
+
 /// A range of an object read in order (`Read`): ranged GETs of a few MiB run ahead
 /// of the reader on the shared runtime (memory is bounded by a few chunks, whatever
 /// the object's size). Dropping the stream cancels the requests in flight.
 pub struct ObjectStream {
-    rx: Option<mpsc::Receiver<Result<Bytes>>>,
+    rx: Option<mpsc::Receiver<Result<Body>>>,
     pending: Option<(RemoteObject, Vec<Range<u64>>)>,
     current: Bytes,
+    /// The budget unit `current`'s GET holds (released once it is read).
+    current_unit: Option<OwnedSemaphorePermit>,
+    budget: Option<Budget>,
     /// Bytes at hand that follow `current` (read before the stream's GETs).
     queued: std::collections::VecDeque<Bytes>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -59,6 +94,8 @@ impl ObjectStream {
             rx: None,
             pending: Some((object.clone(), chunks)),
             current: Bytes::new(),
+            current_unit: None,
+            budget: None,
             queued: Default::default(),
             task: None,
             url: object.url().to_string(),
@@ -104,11 +141,31 @@ impl ObjectStream {
             rx: None,
             pending: Some((object.clone(), chunks)),
             current: Bytes::new(),
+            current_unit: None,
+            budget: None,
             queued,
             task: None,
             url: object.url().to_string(),
             finished: false,
         })
+    }
+
+    /// Stream `range` of `object` (clamped to the object) in GETs of
+    /// [`Budget::GET_BYTES`] within `budget`, started at once: its GETs go out now
+    /// (as far as the budget allows), not at the first read. For a reader that knows
+    /// where the bytes it wants lie (an object whose header was read earlier).
+    pub fn budgeted(
+        object: &RemoteObject,
+        range: Range<u64>,
+        budget: &Budget,
+    ) -> Result<ObjectStream> {
+        let mut s = Self::after_parts(object, vec![], range)?;
+        s.budget = Some(budget.clone());
+        s.start().map_err(|e| Error::Remote {
+            url: s.url.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(s)
     }
 
     /// Start the read-ahead task (on the first read, so a stream made but never read
@@ -118,13 +175,29 @@ impl ObjectStream {
             return Ok(());
         };
         let (tx, rx) = mpsc::channel(1);
+        let budget = self.budget.clone();
+        let ahead = if budget.is_some() {
+            BUDGETED_AHEAD
+        } else {
+            AHEAD
+        };
+        // This stream's own unit (see [`Budget`]).
+        let own = Arc::new(Semaphore::new(1));
         let task = spawn(async move {
             let mut gets = futures::stream::iter(chunks)
                 .map(|r| {
                     let obj = obj.clone();
-                    async move { obj.get_async(r).await }
+                    let budget = budget.clone();
+                    let own = own.clone();
+                    async move {
+                        let unit = match budget {
+                            None => None,
+                            Some(b) => Some(acquire(own, b.shared).await?),
+                        };
+                        Ok((obj.get_async(r).await?, unit))
+                    }
                 })
-                .buffered(AHEAD);
+                .buffered(ahead);
             while let Some(res) = gets.next().await {
                 let stop = res.is_err();
                 if tx.send(res).await.is_err() || stop {
@@ -144,6 +217,18 @@ impl ObjectStream {
     }
 }
 
+/// A budget unit: the stream's own when it is free, else one of the shared ones,
+/// whichever comes first.
+async fn acquire(own: Arc<Semaphore>, shared: Arc<Semaphore>) -> Result<OwnedSemaphorePermit> {
+    let own = Box::pin(own.acquire_owned());
+    let shared = Box::pin(shared.acquire_owned());
+    let unit = match futures::future::select(own, shared).await {
+        futures::future::Either::Left((u, _)) => u,
+        futures::future::Either::Right((u, _)) => u,
+    };
+    unit.map_err(|_| Error::InvalidArgument("the read-ahead budget was closed".into()))
+}
+
 /// A core error as an `io::Error` that keeps it (taken back out by
 /// [`crate::format::io`]'s mappers through `into_inner`).
 pub(crate) fn to_io(e: Error) -> io::Error {
@@ -155,11 +240,12 @@ pub(crate) fn to_io(e: Error) -> io::Error {
     io::Error::new(kind, e)
 }
 
-impl Read for ObjectStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
+impl ObjectStream {
+    /// Wait until bytes are at hand (or the stream has ended): `Ok(false)` at its
+    /// end. An error of the GET the next bytes come from surfaces here — e.g. right
+    /// after a stream is made, so that a missing or replaced object fails where it is
+    /// opened.
+    pub fn wait_ready(&mut self) -> io::Result<bool> {
         self.start()?;
         while self.current.is_empty() {
             if let Some(b) = self.queued.pop_front() {
@@ -167,22 +253,36 @@ impl Read for ObjectStream {
                 continue;
             }
             if self.finished {
-                return Ok(0);
+                return Ok(false);
             }
             let Some(rx) = self.rx.as_mut() else {
-                return Ok(0);
+                return Ok(false);
             };
+            // The unit of the body read up is free again.
+            self.current_unit = None;
             match block_on(rx.recv()).map_err(to_io)? {
-                Some(Ok(b)) => self.current = b,
+                Some(Ok((b, unit))) => {
+                    self.current = b;
+                    self.current_unit = unit;
+                }
                 Some(Err(e)) => {
                     self.finished = true;
                     return Err(to_io(e));
                 }
                 None => {
                     self.finished = true;
-                    return Ok(0);
+                    return Ok(false);
                 }
             }
+        }
+        Ok(true)
+    }
+}
+
+impl Read for ObjectStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || !self.wait_ready()? {
+            return Ok(0);
         }
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current[..n]);
