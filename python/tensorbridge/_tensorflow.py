@@ -50,13 +50,17 @@ class _TFBatches:
 #     epoch: numpy_function(tf_open)              the only Python call: once per epoch
 #            -> TensorbridgeIteratorGuard(id)     closes the pipeline iterator when the
 #                                                 per-epoch dataset holding it is freed
-#            -> from_tensors(handle).repeat()
-#               .map(TensorbridgeNext)            (ok, components...), zero-copy
-#               .take_while(ok)
-#   .map(ensure_shape, structure)
+#            -> from_tensors(handle).repeat(n)    (n = cardinality, or forever)
+#               ._MapDataset(TensorbridgeNext,    components, zero-copy, shapes checked
+#                  use_inter_op_parallelism=False,  by the op against the static shapes
+#                  preserve_cardinality=False)      declared here; the op's OutOfRange at
+#                                                   the pipeline's end ends the epoch
 #
-# So the pipeline iterator of an epoch is closed when the epoch ends (by the op, at
-# its end or at an error) or, for an abandoned TF iterator, when TensorFlow frees it.
+# The map runs its function inline on the thread pulling the element (one op, no
+# inter-op thread pool hop) and there is no ensure_shape / take_while stage: the
+# per-element cost is the op and tf.data's own iteration. So the pipeline iterator of
+# an epoch is closed when the epoch ends (by the op, at its end or at an error) or,
+# for an abandoned TF iterator, when TensorFlow frees it.
 
 _UNTRIED = object()
 _why_not: Any = _UNTRIED  # None once installed; else why the op cannot be used
@@ -82,11 +86,33 @@ def _install_native_ops(tf: Any) -> Optional[str]:
     from . import _core
 
     try:
+        _map_dataset_class()  # the dataset class native_dataset builds on
         _core.tf_install(_framework_library(tf))
         _why_not = None
-    except (OSError, RuntimeError, ValueError, TypeError) as e:
+    except (OSError, RuntimeError, ValueError, TypeError, ImportError, AttributeError) as e:
         _why_not = f"{type(e).__name__}: {e}"
     return _why_not
+
+
+def _map_dataset_class() -> Any:
+    """tf.data's own map dataset class, whose constructor takes
+    ``use_inter_op_parallelism`` and ``preserve_cardinality`` (``Dataset.map`` does not)."""
+    import importlib
+
+    return importlib.import_module("tensorflow.python.data.ops.map_op")._MapDataset
+
+
+def _encode_shapes(shapes: list) -> list:
+    """The ``out_shapes`` attr of ``TensorbridgeNext``: for each shape its rank (-1:
+    unknown, nothing follows), then its dimensions (-1: unknown)."""
+    out: list = []
+    for s in shapes:
+        if s.rank is None:
+            out.append(-1)
+        else:
+            out.append(s.rank)
+            out.extend(-1 if d is None else int(d) for d in s.as_list())
+    return out
 
 
 def native_dataset(ds: Any, tf: Any, flat: list) -> Optional[Any]:
@@ -109,6 +135,7 @@ def native_dataset(ds: Any, tf: Any, flat: list) -> Optional[Any]:
     from ._structure import _unflatten
 
     apply_op = importlib.import_module("tensorflow.python.framework.op_def_library")._apply_op_helper
+    map_dataset = _map_dataset_class()
     plain = tf.autograph.experimental.do_not_convert  # graph code as written
 
     def _apply(op: str, **kw: Any) -> list:
@@ -119,33 +146,27 @@ def native_dataset(ds: Any, tf: Any, flat: list) -> Optional[Any]:
     struct = ds._struct.value
     dtypes = [tf.as_dtype(d.name) for _, d in flat]
     shapes = [tf.TensorShape(s) for s, _ in flat]
+    encoded = _encode_shapes(shapes)
 
     def open_epoch() -> Any:
         return np.int64(_core.tf_open(core))
 
-    def shaped(comps: Any) -> Any:
-        return _unflatten(struct, iter([tf.ensure_shape(c, s) for c, s in zip(comps, shapes)]))
-
     def next_element(handle: Any) -> Any:
-        ok, *comps = _apply("TensorbridgeNext", handle=handle, out_types=dtypes)
-        return ok, tuple(comps)
-
-    def next_shaped(handle: Any) -> Any:
-        return shaped(next_element(handle)[1])
+        comps = _apply("TensorbridgeNext", handle=handle, out_types=dtypes, out_shapes=encoded)
+        for c, s in zip(comps, shapes):
+            c.set_shape(s)  # static shapes; the op checks each batch against them
+        return _unflatten(struct, iter(comps))
 
     n = ds.cardinality()
 
     def epoch(_: Any) -> Any:
         opened = tf.numpy_function(open_epoch, [], tf.int64, stateful=True)
         (handle,) = _apply("TensorbridgeIteratorGuard", id=opened)
-        handles = tf.data.Dataset.from_tensors(handle)
-        if n >= 0:  # exactly n elements: no end marker to look for
-            return handles.repeat(n).map(plain(next_shaped))
-        return handles.repeat().map(plain(next_element)).take_while(plain(lambda ok, comps: ok))
+        handles = tf.data.Dataset.from_tensors(handle).repeat(n if n >= 0 else -1)
+        return map_dataset(handles, plain(next_element), use_inter_op_parallelism=False,
+                           preserve_cardinality=False)
 
     out = tf.data.Dataset.range(1).flat_map(plain(epoch))
-    if n < 0:
-        out = out.map(plain(lambda ok, comps: shaped(comps)))
     # Batches are already prefetched by the pipeline: a prefetch buffer TensorFlow
     # would inject (or a map it would parallelise) only holds more batches, which
     # keeps the pipeline from recycling its batch buffers (measured: ~0.6x).
