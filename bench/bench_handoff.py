@@ -40,8 +40,9 @@ Data: ``--n`` uint8 images 64×64×3 + int64 labels (fixed seed). Pipeline:
 
 The loop only receives batches (images/s = n / epoch time). Each variant runs in its
 own child process; the children alternate ``--rounds`` times, each timing ``--epochs``
-epochs after one warm-up epoch. Reported: median / min / max images/s and ratios of
-medians against the targets (tf_ds ≥ 0.8× tb and ≥ 5× tf; jax ≥ 0.8× tb; torch_w0
+epochs after one warm-up epoch. Reported: median / min / max images/s, the median CPU
+time per batch of the whole child process (all its threads; the variants iterated by the
+common loop) and ratios of medians against the targets (tf_ds ≥ 0.8× tb and ≥ 5× tf; jax ≥ 0.8× tb; torch_w0
 ≥ 5× the best of td_* / np_*).
 
     python bench/bench_handoff.py [--n 20000] [--rounds 3] [--epochs 3] [--only tb,tf_ds] [--json PATH]
@@ -292,19 +293,21 @@ def child(kind: str, n: int, epochs: int) -> dict:
             def wait(x, y):
                 x.block_until_ready()
                 y.block_until_ready()
-    rates = []
+    rates, cpu = [], []
     for e in range(epochs + 1):
-        t0 = time.perf_counter()
-        seen = 0
+        t0, c0 = time.perf_counter(), time.process_time()
+        seen = batches = 0
         for x, y in epoch():
             if wait is not None:
                 wait(x, y)
             seen += x.shape[0]
-        dt = time.perf_counter() - t0
+            batches += 1
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         assert seen == n, (seen, n)
         if e:  # epoch 0 warms up
             rates.append(n / dt)
-    return {"kind": kind, "rates": rates}
+            cpu.append(dc / batches * 1e3)
+    return {"kind": kind, "rates": rates, "cpu_ms": cpu}
 
 
 def main() -> None:
@@ -321,6 +324,7 @@ def main() -> None:
         return
     kinds = [k for k in a.only.split(",") if k]
     rates: dict = {k: [] for k in kinds}
+    cpu: dict = {k: [] for k in kinds}  # CPU ms per batch (whole process), where measured
     for r in range(a.rounds):
         for kind in kinds:
             out = subprocess.run([sys.executable, __file__, "--child", kind, "--n", str(a.n),
@@ -329,15 +333,18 @@ def main() -> None:
                 sys.exit(f"{kind} failed:\n{out.stderr[-3000:]}")
             res = json.loads(out.stdout.strip().splitlines()[-1])
             rates[kind].extend(res["rates"])
-            print(f"round {r} {kind:8}: " + ", ".join(f"{x:,.0f}" for x in res["rates"]) + " images/s",
+            cpu[kind].extend(res.get("cpu_ms", []))
+            print(f"round {r} {kind:8}: " + ", ".join(f"{x:,.0f}" for x in res["rates"]) + " images/s"
+                  + ("; CPU ms/batch " + ", ".join(f"{x:.2f}" for x in res["cpu_ms"]) if "cpu_ms" in res else ""),
                   flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
     print(f"\nn={a.n} images 64x64x3 uint8, {a.rounds} rounds x {a.epochs} epochs, cpus={os.cpu_count()}")
-    print(f"{'':8} {'median img/s':>14} {'min':>10} {'max':>10} {'vs tb':>7} {'vs tf':>7}")
+    print(f"{'':8} {'median img/s':>14} {'min':>10} {'max':>10} {'vs tb':>7} {'vs tf':>7} {'CPU ms/batch':>13}")
     for k in kinds:
         vs_tb = f"{med[k] / med['tb']:.2f}" if "tb" in med else "-"
         vs_tf = f"{med[k] / med['tf']:.2f}" if "tf" in med else "-"
-        print(f"{k:8} {med[k]:>14,.0f} {min(rates[k]):>10,.0f} {max(rates[k]):>10,.0f} {vs_tb:>7} {vs_tf:>7}")
+        c = f"{statistics.median(cpu[k]):.2f}" if cpu[k] else "-"
+        print(f"{k:8} {med[k]:>14,.0f} {min(rates[k]):>10,.0f} {max(rates[k]):>10,.0f} {vs_tb:>7} {vs_tf:>7} {c:>13}")
     targets = [("tf_ds", "tb", 0.8), ("tf_ds", "tf", 5.0), ("tf_const", "tb", 0.8), ("tf_floor", "tb", 0.8), ("tf_iter", "tb", 0.8), ("tf_iter", "tf", 5.0),
                ("jax", "tb", 0.8)]
     native = [k for k in TORCH_NATIVE if k in med]
@@ -360,7 +367,7 @@ def main() -> None:
             print(f"target {k} >= {want}x {base}: {got:.2f}  {'met' if got >= want else 'NOT met'}")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"rates": rates, "medians": med, "n": a.n}, f, indent=1)
+            json.dump({"rates": rates, "cpu_ms": cpu, "medians": med, "n": a.n}, f, indent=1)
 
 
 if __name__ == "__main__":

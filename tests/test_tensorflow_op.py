@@ -194,3 +194,43 @@ def test_library_not_loaded_is_a_reason(monkeypatch, tmp_path):
     monkeypatch.setattr(_tensorflow, "_framework_library", lambda tf: str(tmp_path / "libnothing.so"))
     why = _tensorflow._install_native_ops(tf)
     assert why is not None and "is not loaded in this process" in why
+
+
+def test_static_shapes_and_the_op_checks_each_batch():
+    """The shapes are declared statically (no ensure_shape stage); the op itself
+    checks every element against them and names the component and both shapes."""
+    x = rng.standard_normal((70, 5)).astype(np.float32)
+    out = Dataset.from_tensor_slices(x).batch(32, drop_remainder=True).to_tensorflow()
+    assert out.element_spec == tf.TensorSpec((32, 5), tf.float32)
+    seen = []
+
+    @tf.function
+    def shapes_in_graph():
+        for b in out:
+            seen.append(b.shape.as_list())  # traced once: the static shape
+        return 0
+
+    shapes_in_graph()
+    assert seen == [[32, 5]]
+    np.testing.assert_array_equal(np.concatenate([b.numpy() for b in out]), x[:64])
+
+    # A Python map whose elements change shape: the spec (from the first element)
+    # says (1,); the second element has 2 values.
+    base = _core.data_live_threads()
+    ragged = Dataset.range(6).map(lambda i: tb.convert_to_tensor(np.arange(int(i.numpy()) % 2 + 1)))
+    out = ragged.to_tensorflow()
+    assert out.element_spec == tf.TensorSpec((1,), tf.int64)
+    got = []
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"component 0 of an element has shape \[2\] but the dataset's "
+                             r"element_spec says \(1\)"):
+        for t in out:
+            got.append(t.numpy())
+    assert len(got) == 1
+    assert _wait_closed(base) == ((0, 0), base)
+
+
+def test_shape_attr_encoding():
+    enc = _tensorflow._encode_shapes([tf.TensorShape(None), tf.TensorShape([]),
+                                      tf.TensorShape([None, 64, 3]), tf.TensorShape([7])])
+    assert enc == [-1, 0, 3, -1, 64, 3, 1, 7]

@@ -11,11 +11,14 @@
 //!   buffer of its own; when TensorFlow frees that buffer (the per-epoch inner
 //!   `tf.data` dataset holding it is gone: exhausted, or its iterator dropped), the
 //!   pipeline iterator `id` is closed (threads joined, buffers freed).
-//! - `TensorbridgeNext(handle: int64) -> (ok: bool, components: out_types)`: the
-//!   next element of iterator `handle`, each component handed over without a copy
-//!   (`TF_NewTensor` over the batch buffer; the Rust tensor is released by the
-//!   deallocator). At the end: `ok = false` and empty components (the Python side
-//!   stops with `take_while`); the iterator is closed right away.
+//! - `TensorbridgeNext(handle: int64) -> components: out_types` (attr `out_shapes`,
+//!   see [`decode_shapes`]): the next element of iterator `handle`, each component
+//!   handed over without a copy (`TF_NewTensor` over the batch buffer; the Rust
+//!   tensor is released by the deallocator) after its dtype and shape are checked
+//!   against the op's attrs (the Python side declares those shapes statically, so
+//!   no `ensure_shape` runs per element). At the end the op fails with
+//!   `OutOfRange`, which the `map` running it (with `preserve_cardinality=False`)
+//!   takes as the end of the sequence; the iterator is closed right away.
 //!
 //! Iterators live in a registry keyed by id ([`tf_open`] starts one epoch). The
 //! kernel waits for the pipeline without the GIL: Python map functions take it on
@@ -36,6 +39,7 @@ use crate::data::PyDataset;
 
 type Status = c_void;
 type Ctx = c_void;
+type Construction = c_void;
 type TfTensor = c_void;
 type Builder = c_void;
 type Dealloc = unsafe extern "C" fn(*mut c_void, usize, *mut c_void);
@@ -43,8 +47,8 @@ type Dealloc = unsafe extern "C" fn(*mut c_void, usize, *mut c_void);
 const TF_OK: c_int = 0;
 const TF_UNKNOWN: c_int = 2;
 const TF_INVALID_ARGUMENT: c_int = 3;
+const TF_OUT_OF_RANGE: c_int = 11;
 const TF_INTERNAL: c_int = 13;
-const TF_BOOL: c_int = 10;
 const TF_INT64: c_int = 9;
 
 /// The C functions of TensorFlow this module calls, resolved by the Python side.
@@ -65,7 +69,7 @@ struct Api {
     new_kernel: unsafe extern "C" fn(
         *const c_char,
         *const c_char,
-        unsafe extern "C" fn(*mut c_void) -> *mut c_void,
+        unsafe extern "C" fn(*mut Construction) -> *mut c_void,
         unsafe extern "C" fn(*mut c_void, *mut Ctx),
         unsafe extern "C" fn(*mut c_void),
     ) -> *mut Builder,
@@ -74,16 +78,12 @@ struct Api {
     num_outputs: unsafe extern "C" fn(*mut Ctx) -> c_int,
     expected_output: unsafe extern "C" fn(*mut Ctx, c_int) -> c_int,
     set_output: unsafe extern "C" fn(*mut Ctx, c_int, *const TfTensor, *mut Status),
-    allocate_output: unsafe extern "C" fn(
-        *mut Ctx,
-        c_int,
-        c_int,
-        *const i64,
-        c_int,
-        usize,
-        *mut Status,
-    ) -> *mut TfTensor,
     failure: unsafe extern "C" fn(*mut Ctx, *mut Status),
+    attr_size:
+        unsafe extern "C" fn(*mut Construction, *const c_char, *mut i32, *mut i32, *mut Status),
+    attr_i64_list:
+        unsafe extern "C" fn(*mut Construction, *const c_char, *mut i64, c_int, *mut Status),
+    construction_failure: unsafe extern "C" fn(*mut Construction, *mut Status),
     new_tensor: unsafe extern "C" fn(
         c_int,
         *const i64,
@@ -98,8 +98,11 @@ struct Api {
     delete_tensor: unsafe extern "C" fn(*mut TfTensor),
 }
 
+/// How many C functions [`tf_install`] looks up.
+const N_SYMBOLS: usize = 27;
+
 /// The C functions [`tf_install`] looks up, in [`Api`]'s field order.
-const SYMBOLS: [&str; 25] = [
+const SYMBOLS: [&str; N_SYMBOLS] = [
     "TF_NewStatus",
     "TF_DeleteStatus",
     "TF_SetStatus",
@@ -119,8 +122,10 @@ const SYMBOLS: [&str; 25] = [
     "TF_NumOutputs",
     "TF_ExpectedOutputDataType",
     "TF_SetOutput",
-    "TF_AllocateOutput",
     "TF_OpKernelContext_Failure",
+    "TF_OpKernelConstruction_GetAttrSize",
+    "TF_OpKernelConstruction_GetAttrInt64List",
+    "TF_OpKernelConstruction_Failure",
     "TF_NewTensor",
     "TF_TensorData",
     "TF_TensorByteSize",
@@ -144,7 +149,7 @@ impl Api {
     /// Each address must be the named function of TensorFlow's C API (the
     /// signatures of TF 2.x's `c/ops.h`, `c/kernels.h`, `c/tf_tensor.h`,
     /// `c/tf_status.h`), in a library that stays loaded.
-    unsafe fn from_addresses(a: &[usize; 25]) -> Api {
+    unsafe fn from_addresses(a: &[usize; N_SYMBOLS]) -> Api {
         macro_rules! f {
             ($i:expr) => {
                 // SAFETY: the caller guarantees that address $i is the function
@@ -172,12 +177,14 @@ impl Api {
             num_outputs: f!(16),
             expected_output: f!(17),
             set_output: f!(18),
-            allocate_output: f!(19),
-            failure: f!(20),
-            new_tensor: f!(21),
-            tensor_data: f!(22),
-            tensor_byte_size: f!(23),
-            delete_tensor: f!(24),
+            failure: f!(19),
+            attr_size: f!(20),
+            attr_i64_list: f!(21),
+            construction_failure: f!(22),
+            new_tensor: f!(23),
+            tensor_data: f!(24),
+            tensor_byte_size: f!(25),
+            delete_tensor: f!(26),
         }
     }
 }
@@ -330,12 +337,138 @@ unsafe extern "C" fn tensor_dealloc(_data: *mut c_void, _len: usize, arg: *mut c
     SHARED.fetch_sub(1, Ordering::Relaxed);
 }
 
-unsafe extern "C" fn kernel_create(_ctx: *mut c_void) -> *mut c_void {
-    // A non-null, never dereferenced kernel state (the ops keep none).
+unsafe extern "C" fn guard_create(_ctx: *mut Construction) -> *mut c_void {
+    // A non-null, never dereferenced kernel state (the guard keeps none).
     std::ptr::NonNull::<u8>::dangling().as_ptr().cast()
 }
 
-unsafe extern "C" fn kernel_delete(_kernel: *mut c_void) {}
+unsafe extern "C" fn guard_delete(_kernel: *mut c_void) {}
+
+/// The shape a component must have: `None` = any; else one entry per dimension,
+/// `None` where any size goes (a partial last batch).
+type Want = Option<Vec<Option<usize>>>;
+
+/// The state of one `TensorbridgeNext` kernel: the shape of each component, from
+/// its `out_shapes` attr (empty: none checked).
+struct NextKernel {
+    shapes: Vec<Want>,
+}
+
+/// The `out_shapes` attr of `TensorbridgeNext`, one shape after another: the rank
+/// (`-1`: unknown, nothing follows), then that many dimensions (`-1`: unknown).
+fn decode_shapes(flat: &[i64]) -> Result<Vec<Want>, String> {
+    let mut out = Vec::new();
+    let mut rest = flat;
+    while let Some((&rank, tail)) = rest.split_first() {
+        if rank < 0 {
+            out.push(None);
+            rest = tail;
+            continue;
+        }
+        let rank = rank as usize;
+        if tail.len() < rank {
+            return Err(format!(
+                "out_shapes {flat:?}: a shape of rank {rank} has only {} dimensions",
+                tail.len()
+            ));
+        }
+        let dims = tail[..rank]
+            .iter()
+            .map(|&d| usize::try_from(d).ok())
+            .collect();
+        out.push(Some(dims));
+        rest = &tail[rank..];
+    }
+    Ok(out)
+}
+
+/// A shape as TensorFlow prints it (`None` for an unknown dimension).
+fn shape_str(want: &Want) -> String {
+    match want {
+        None => "<unknown>".into(),
+        Some(dims) => {
+            let d: Vec<String> = dims
+                .iter()
+                .map(|d| d.map_or_else(|| "None".into(), |d| d.to_string()))
+                .collect();
+            format!("({})", d.join(", "))
+        }
+    }
+}
+
+/// Whether `shape` is one that `want` allows.
+fn shape_ok(shape: &[usize], want: &Want) -> bool {
+    match want {
+        None => true,
+        Some(dims) => {
+            dims.len() == shape.len()
+                && dims
+                    .iter()
+                    .zip(shape)
+                    .all(|(w, &d)| w.is_none_or(|w| w == d))
+        }
+    }
+}
+
+/// Read the `out_shapes` attr of the kernel being constructed.
+///
+/// # Safety
+/// `ctx` must be the construction context TF passed to the create function.
+unsafe fn read_shapes(api: &Api, ctx: *mut Construction) -> Result<Vec<Want>, String> {
+    let st = OwnedStatus::new(api);
+    let name = cstring("out_shapes");
+    let (mut len, mut total) = (0i32, 0i32);
+    // SAFETY: ctx is live (our contract), name NUL-terminated, len/total writable.
+    unsafe { (api.attr_size)(ctx, name.as_ptr(), &mut len, &mut total, st.s) };
+    st.check("reading attr out_shapes").map_err(|f| f.1)?;
+    let mut flat = vec![0i64; usize::try_from(len).unwrap_or(0)];
+    if !flat.is_empty() {
+        // SAFETY: as above; `flat` has room for the `len` values asked for.
+        unsafe {
+            (api.attr_i64_list)(
+                ctx,
+                name.as_ptr(),
+                flat.as_mut_ptr(),
+                flat.len() as c_int,
+                st.s,
+            )
+        };
+        st.check("reading attr out_shapes").map_err(|f| f.1)?;
+    }
+    decode_shapes(&flat).map_err(|e| format!("tensorbridge: {e}"))
+}
+
+unsafe extern "C" fn next_create(ctx: *mut Construction) -> *mut c_void {
+    let Some(api) = API.get() else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: ctx is the construction context TF passed us.
+    let run = || unsafe { read_shapes(api, ctx) };
+    let shapes = std::panic::catch_unwind(run)
+        .unwrap_or_else(|_| Err("tensorbridge: a panic reading out_shapes".into()));
+    match shapes {
+        Ok(shapes) => Box::into_raw(Box::new(NextKernel { shapes })).cast(),
+        Err(msg) => {
+            let st = OwnedStatus::new(api);
+            let msg = cstring(&msg);
+            // SAFETY: st.s is live, msg NUL-terminated, ctx the construction
+            // context; TF copies the status and does not run this kernel.
+            unsafe {
+                (api.set_status)(st.s, TF_INVALID_ARGUMENT, msg.as_ptr());
+                (api.construction_failure)(ctx, st.s);
+            }
+            std::ptr::null_mut()
+        }
+    }
+}
+
+unsafe extern "C" fn next_delete(kernel: *mut c_void) {
+    if !kernel.is_null() {
+        // SAFETY: a non-null state is the Box<NextKernel> made in next_create; TF
+        // deletes each kernel once.
+        drop(unsafe { Box::from_raw(kernel.cast::<NextKernel>()) });
+    }
+}
 
 unsafe extern "C" fn shape_fn(ctx: *mut c_void, status: *mut Status) {
     if let Some(api) = API.get() {
@@ -458,7 +591,8 @@ fn pull(id: i64) -> Result<Option<Vec<Tensor>>, Fail> {
     }
 }
 
-/// Hand `t` to TF as output `i` (expected dtype `want`) without a copy.
+/// Hand `t` to TF as output `i` (expected dtype `want`, shape `shape`) without a
+/// copy.
 ///
 /// # Safety
 /// `ctx` must be the context of the running compute call.
@@ -467,6 +601,7 @@ unsafe fn set_tensor(
     ctx: *mut Ctx,
     i: c_int,
     want: c_int,
+    shape: &Want,
     t: Tensor,
 ) -> Result<(), Fail> {
     let code = tf_code(t.dtype());
@@ -476,8 +611,19 @@ unsafe fn set_tensor(
             format!(
                 "tensorbridge: component {} of an element is {} but the dataset's element_spec \
                  says TensorFlow dtype code {want}",
-                i - 1,
+                i,
                 t.dtype()
+            ),
+        ));
+    }
+    if !shape_ok(t.shape(), shape) {
+        return Err((
+            TF_INVALID_ARGUMENT,
+            format!(
+                "tensorbridge: component {i} of an element has shape {:?} but the dataset's \
+                 element_spec says {}",
+                t.shape(),
+                shape_str(shape)
             ),
         ));
     }
@@ -507,7 +653,7 @@ unsafe fn set_tensor(
         if out.is_null() {
             return Err((
                 TF_INTERNAL,
-                format!("tensorbridge: TF_NewTensor refused component {}", i - 1),
+                format!("tensorbridge: TF_NewTensor refused component {i}"),
             ));
         }
         (api.set_output)(ctx, i, out, st.s);
@@ -516,70 +662,37 @@ unsafe fn set_tensor(
     st.check("setting an output")
 }
 
-/// Allocate output `i` (`dtype`, `dims`) and fill its bytes with `fill`.
-///
-/// # Safety
-/// `ctx` must be the context of the running compute call.
-unsafe fn set_filled(
-    api: &Api,
-    ctx: *mut Ctx,
-    i: c_int,
-    dtype: c_int,
-    dims: &[i64],
-    fill: u8,
-) -> Result<(), Fail> {
-    let st = OwnedStatus::new(api);
-    let len = usize::from(dims.is_empty()); // a bool scalar: 1 byte; [0]: none
-                                            // SAFETY: ctx is live (our contract); the tensor TF allocates holds `len`
-                                            // bytes, written before it is released.
-    unsafe {
-        let t = (api.allocate_output)(ctx, i, dtype, dims.as_ptr(), dims.len() as c_int, len, st.s);
-        st.check("allocating an output")?;
-        if len > 0 {
-            ((api.tensor_data)(t) as *mut u8).write(fill);
-        }
-        (api.delete_tensor)(t);
-    }
-    Ok(())
-}
-
-unsafe extern "C" fn next_compute(_kernel: *mut c_void, ctx: *mut Ctx) {
+unsafe extern "C" fn next_compute(kernel: *mut c_void, ctx: *mut Ctx) {
     let Some(api) = API.get() else { return };
     let run = || -> Result<(), Fail> {
+        // SAFETY: a kernel whose construction failed is never run, so `kernel` is
+        // the NextKernel made by next_create, alive until next_delete.
+        let shapes = unsafe { &(*kernel.cast::<NextKernel>()).shapes };
         // SAFETY: ctx is the running kernel's context (TF's call), here and below.
         let id = unsafe { input_id(api, ctx) }?;
         // SAFETY: as above.
         let n = unsafe { (api.num_outputs)(ctx) };
-        let elem = pull(id)?;
-        // SAFETY: as above; output 0 is the bool scalar.
-        unsafe { set_filled(api, ctx, 0, TF_BOOL, &[], u8::from(elem.is_some())) }?;
-        match elem {
-            None => {
-                for i in 1..n {
-                    // SAFETY: as above; 1 <= i < n outputs.
-                    let dt = unsafe { (api.expected_output)(ctx, i) };
-                    // SAFETY: as above.
-                    unsafe { set_filled(api, ctx, i, dt, &[0], 0) }?;
-                }
-            }
-            Some(v) => {
-                if v.len() + 1 != n as usize {
-                    return Err((
-                        TF_INVALID_ARGUMENT,
-                        format!(
-                            "tensorbridge: an element has {} components, the op {}",
-                            v.len(),
-                            n - 1
-                        ),
-                    ));
-                }
-                for (i, t) in (1..n).zip(v) {
-                    // SAFETY: as above; 1 <= i < n outputs.
-                    let want = unsafe { (api.expected_output)(ctx, i) };
-                    // SAFETY: as above.
-                    unsafe { set_tensor(api, ctx, i, want, t) }?;
-                }
-            }
+        let Some(v) = pull(id)? else {
+            // The `map` running this op (preserve_cardinality=False) ends the
+            // sequence on OutOfRange.
+            return Err((TF_OUT_OF_RANGE, "End of sequence".into()));
+        };
+        if v.len() != n as usize {
+            return Err((
+                TF_INVALID_ARGUMENT,
+                format!(
+                    "tensorbridge: an element has {} components, the op {n}",
+                    v.len()
+                ),
+            ));
+        }
+        const ANY: Want = None;
+        for (i, t) in (0..n).zip(v) {
+            // SAFETY: as above; 0 <= i < n outputs.
+            let want = unsafe { (api.expected_output)(ctx, i) };
+            let shape = shapes.get(i as usize).unwrap_or(&ANY);
+            // SAFETY: as above.
+            unsafe { set_tensor(api, ctx, i, want, shape, t) }?;
         }
         Ok(())
     };
@@ -594,13 +707,16 @@ unsafe extern "C" fn next_compute(_kernel: *mut c_void, ctx: *mut Ctx) {
     }
 }
 
-/// An op to register: name, attrs, inputs, outputs, CPU kernel.
+/// An op to register: name, attrs, inputs, outputs, CPU kernel (create, compute,
+/// delete).
 type OpSpec = (
     &'static str,
     &'static [&'static str],
     &'static [&'static str],
     &'static [&'static str],
+    unsafe extern "C" fn(*mut Construction) -> *mut c_void,
     unsafe extern "C" fn(*mut c_void, *mut Ctx),
+    unsafe extern "C" fn(*mut c_void),
 );
 
 fn register(api: &Api) -> Result<(), String> {
@@ -611,17 +727,21 @@ fn register(api: &Api) -> Result<(), String> {
             &[],
             &["id: int64"],
             &["handle: int64"],
+            guard_create,
             guard_compute,
+            guard_delete,
         ),
         (
             "TensorbridgeNext",
-            &["out_types: list(type) >= 1"],
+            &["out_types: list(type) >= 1", "out_shapes: list(int) = []"],
             &["handle: int64"],
-            &["ok: bool", "components: out_types"],
+            &["components: out_types"],
+            next_create,
             next_compute,
+            next_delete,
         ),
     ];
-    for (name, attrs, inputs, outputs, compute) in ops {
+    for (name, attrs, inputs, outputs, create, compute, delete) in ops {
         let cname = cstring(name);
         // SAFETY: the builder from TF_NewOpDefinitionBuilder is consumed by
         // TF_RegisterOpDefinition; every string is NUL-terminated and copied by TF.
@@ -645,13 +765,7 @@ fn register(api: &Api) -> Result<(), String> {
         let cpu = cstring("CPU");
         // SAFETY: as above; TF_RegisterKernelBuilder takes the kernel builder.
         unsafe {
-            let k = (api.new_kernel)(
-                cname.as_ptr(),
-                cpu.as_ptr(),
-                kernel_create,
-                compute,
-                kernel_delete,
-            );
+            let k = (api.new_kernel)(cname.as_ptr(), cpu.as_ptr(), create, compute, delete);
             (api.register_kernel)(cname.as_ptr(), k, st.s);
         }
         st.check(&format!("registering the CPU kernel of {name}"))
@@ -663,7 +777,7 @@ fn register(api: &Api) -> Result<(), String> {
 /// The address of each function in [`SYMBOLS`], looked up in the already loaded
 /// library at `library` (TensorFlow's `libtensorflow_framework.so.2`). The
 /// library is never unloaded: TensorFlow keeps it for the life of the process.
-fn resolve(library: &str) -> Result<[usize; 25], String> {
+fn resolve(library: &str) -> Result<[usize; N_SYMBOLS], String> {
     let path = CString::new(library).map_err(|_| format!("{library:?} contains a NUL byte"))?;
     // SAFETY: `path` is a NUL-terminated string; with RTLD_NOLOAD dlopen loads
     // nothing (so runs no initialiser): it only returns a handle to a library that
@@ -674,7 +788,7 @@ fn resolve(library: &str) -> Result<[usize; 25], String> {
             "{library} is not loaded in this process (import tensorflow first)"
         ));
     }
-    let mut a = [0usize; 25];
+    let mut a = [0usize; N_SYMBOLS];
     for (slot, name) in a.iter_mut().zip(SYMBOLS) {
         let cname = CString::new(name).map_err(|_| format!("bad symbol name {name:?}"))?;
         // SAFETY: `handle` is a live dlopen handle and `cname` NUL-terminated.
