@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use super::comp::{Comp, Item};
-use super::remote_files::rows::{Opening, READ_AHEAD_BUDGET};
+use super::remote_files::rows::Opening;
 use super::rng::{mix, SplitMix64};
 use super::state::{bad, field, field_bool, field_opt_u64, field_u64, object, Prov, Stage};
 use super::warn::Warnings;
@@ -391,7 +391,7 @@ impl FileRows {
             slots: (0..n).map(|_| None).collect(),
             ahead_for: None,
             ahead: None,
-            budget: Budget::new(READ_AHEAD_BUDGET),
+            budget: super::remote_files::rows::read_ahead_budget(),
             num_open: 0,
             cycle: 0,
             block: 0,
