@@ -319,10 +319,12 @@ struct OpenFile {
 /// `cycle_length == 1`, simply file after file).
 ///
 /// A remote `.npy` object is opened one file ahead of the order ([`Opening`]: its
-/// first 16 MiB — header and first rows, two GETs — in flight while the rows before
-/// it are consumed), so no open stalls the stream at an object boundary. Memory is
-/// then bounded by `cycle_length` × (chunk + the stream's read-ahead) + 16 MiB; the
-/// object opened ahead is not part of the state (it is opened again on restore).
+/// stream started at once, its GETs in flight while the rows before it are consumed),
+/// so no open stalls on a first request at an object boundary. The open objects and
+/// the one opened ahead share one read-ahead budget (`READ_AHEAD_BUDGET` in
+/// `remote_rows.rs`: bytes requested but not yet read stay within it, plus one GET
+/// per stream); the object opened ahead is not part of the state (it is opened again
+/// on restore).
 ///
 /// State: `{"seed": s | null, "epoch": e, "next_file": k, "slots": [[file, row] |
 /// null, ...], "cycle": c, "block": b, "failed": bool}` — the file order is made
