@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use super::comp::{Comp, Item};
-use super::remote_files::rows::{Opening, READ_AHEAD_BUDGET};
+use super::remote_files::rows::Opening;
 use super::rng::{mix, SplitMix64};
 use super::state::{bad, field, field_bool, field_opt_u64, field_u64, object, Prov, Stage};
 use super::warn::Warnings;
@@ -319,10 +319,12 @@ struct OpenFile {
 /// `cycle_length == 1`, simply file after file).
 ///
 /// A remote `.npy` object is opened one file ahead of the order ([`Opening`]: its
-/// first 16 MiB — header and first rows, two GETs — in flight while the rows before
-/// it are consumed), so no open stalls the stream at an object boundary. Memory is
-/// then bounded by `cycle_length` × (chunk + the stream's read-ahead) + 16 MiB; the
-/// object opened ahead is not part of the state (it is opened again on restore).
+/// stream started at once, its GETs in flight while the rows before it are consumed),
+/// so no open stalls on a first request at an object boundary. The open objects and
+/// the one opened ahead share one read-ahead budget (`READ_AHEAD_BUDGET` in
+/// `remote_rows.rs`: bytes requested but not yet read stay within it, plus one GET
+/// per stream); the object opened ahead is not part of the state (it is opened again
+/// on restore).
 ///
 /// State: `{"seed": s | null, "epoch": e, "next_file": k, "slots": [[file, row] |
 /// null, ...], "cycle": c, "block": b, "failed": bool}` — the file order is made
@@ -391,7 +393,7 @@ impl FileRows {
             slots: (0..n).map(|_| None).collect(),
             ahead_for: None,
             ahead: None,
-            budget: Budget::new(READ_AHEAD_BUDGET),
+            budget: super::remote_files::rows::read_ahead_budget(),
             num_open: 0,
             cycle: 0,
             block: 0,

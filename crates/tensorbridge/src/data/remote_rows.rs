@@ -3,10 +3,15 @@
 //! An opened remote file is never read whole: each component (the `.npy` object, or
 //! each chosen `.npz` member) is an in-order stream of ranged GETs with read-ahead
 //! ([`ObjectStream`]: the next few MiB in flight while the current chunk's rows are
-//! consumed), cut into chunks of whole rows of about [`CHUNK_BYTES`]. Memory per open
-//! file is one chunk plus the stream's read-ahead, whatever the object's size, so a
-//! `from_files` pipeline holds about `cycle_length` × that, plus the next object of
-//! the order, opened ahead ([`Opening`]: at most 16 MiB of its first bytes).
+//! consumed), cut into chunks of whole rows of about [`CHUNK_BYTES`].
+//!
+//! A remote `.npy` object whose header was read when the dataset was made is read
+//! within one read-ahead budget per iterator ([`READ_AHEAD_BUDGET`], GETs of
+//! [`READ_AHEAD_GET`]) shared by the objects open and the next one of the order,
+//! opened ahead ([`Opening`]: its stream starts at once): bytes requested but not
+//! yet read stay within the budget plus one GET per stream, across object
+//! boundaries, whatever the objects' sizes. Its chunks are the GET bodies
+//! themselves where they hold whole rows in native order (no copy).
 //!
 //! Restoring a slot at row `r` (iterator state): an `.npy` object's stream starts at
 //! that row's byte offset (a ranged read from there), and so does a stored `.npz`
@@ -45,12 +50,22 @@ const OPEN_FIRST: usize = 1 << 20;
 
 /// Bytes of element data one `from_files` iterator keeps requested ahead of the
 /// rows it has read, across the objects it has open and the ones it opens ahead
-/// (a [`Budget`] shared by their streams; GETs of [`Budget::GET_BYTES`], so about
-/// eight in flight). 32 MiB: enough to keep a local S3 server's link busy through
+/// (a [`Budget`] shared by their streams; GETs of [`READ_AHEAD_GET`]). 32 MiB: enough
+/// to keep a local S3 server busy through
 /// object boundaries (GETs of the next object go out while the current one's last
 /// ones are read), little enough for peak memory to stay under a boto3 loop's. Each
 /// stream may also hold one GET of its own beyond it (see [`Budget`]).
 pub(crate) const READ_AHEAD_BUDGET: usize = 32 << 20;
+
+/// Bytes of one GET of a `from_files` stream. 8 MiB rather than 4: a local Python
+/// S3 server (moto) pays a few ms per request, and 4 MiB GETs measured ~35 % slower
+/// there (BENCHMARKS.md, issue 9); so about four GETs are in flight.
+pub(crate) const READ_AHEAD_GET: usize = 8 << 20;
+
+/// The read-ahead budget of one `from_files` iterator.
+pub(crate) fn read_ahead_budget() -> Budget {
+    Budget::new(READ_AHEAD_BUDGET, READ_AHEAD_GET)
+}
 
 /// The rows of a remote `.npy` object whose header was read when the dataset was
 /// made ([`KnownObject`](crate::data::remote_files::KnownObject)) from row `start`: the object (no request made) and its
@@ -96,6 +111,22 @@ impl Opening {
         let stream = ObjectStream::budgeted(&obj, range, budget).ok()?;
         Some(Opening { stream })
     }
+}
+
+/// A C-ordered tensor over a GET's body (no copy; the tensor keeps the body alive).
+fn over_bytes(b: bytes::Bytes, dtype: DType, shape: &[usize]) -> Result<Tensor> {
+    let strides = crate::layout::contiguous_strides(shape, dtype.size());
+    // SAFETY: `Bytes` never moves or frees its memory while a handle lives, and the
+    // storage owns this handle; the bytes are never written (tensors are immutable).
+    let storage = unsafe { crate::storage::Storage::foreign(b.as_ptr(), b.len(), Box::new(b)) };
+    Tensor::from_storage(
+        std::sync::Arc::new(storage),
+        dtype,
+        shape.to_vec(),
+        strides,
+        0,
+        true,
+    )
 }
 
 /// A stream's `io::Error` as the core error it carries.
@@ -164,6 +195,45 @@ impl Stream {
 
     /// The next `n` rows as one tensor (converted to native byte order).
     fn read_rows(&mut self, n: usize) -> Result<Tensor> {
+        let mut shape = self.header.shape.clone();
+        shape[0] = n;
+        let mut h = self.header.clone();
+        h.shape = shape.clone();
+        h.data_offset = 0;
+        let as_is = npy::obstacle(&h, self.stored, self.stored, 0, 0)?.is_none();
+        if as_is {
+            if let Source::Raw(s) = &mut self.source {
+                // The rows the GET body at hand holds whole, used where they lie.
+                s.wait_ready().map_err(|e| stream_err(e, &self.name))?;
+                let whole = (s.at_hand() / self.row_bytes).min(n);
+                if whole > 0 {
+                    let b = s
+                        .take_at_hand(whole * self.row_bytes)
+                        .map_err(|e| stream_err(e, &self.name))?;
+                    shape[0] = whole;
+                    let t = match over_bytes(b.clone(), self.stored, &shape) {
+                        Ok(t) => t,
+                        // Not aligned for the dtype: copied.
+                        Err(_) => npy::build_filled(self.stored, &shape, |buf| {
+                            buf.copy_from_slice(&b);
+                            Ok(())
+                        })?,
+                    };
+                    self.pos += whole;
+                    return Ok(t);
+                }
+                // A row that straddles two GETs: copied alone (rows longer than a
+                // GET: the chunk asked for).
+                if self.row_bytes < s.get_bytes() as usize {
+                    return self.read_rows_copied(1);
+                }
+            }
+        }
+        self.read_rows_copied(n)
+    }
+
+    /// [`Self::read_rows`], the rows copied out of the source.
+    fn read_rows_copied(&mut self, n: usize) -> Result<Tensor> {
         let mut shape = self.header.shape.clone();
         shape[0] = n;
         let mut h = self.header.clone();

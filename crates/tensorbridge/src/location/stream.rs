@@ -23,7 +23,7 @@ const BUDGETED_AHEAD: usize = 8;
 
 /// A read-ahead budget shared by several [`ObjectStream`]s of one reader (e.g. the
 /// objects a `from_files` iterator has open and the ones it opens ahead): each GET
-/// of a budgeted stream holds one unit (one GET of at most [`CHUNK`] bytes) from the
+/// of a budgeted stream holds one unit (one GET of at most [`Budget::get_bytes`]) from the
 /// moment it is issued until the reader has consumed its body, so the bytes
 /// requested but not yet read stay within the budget, plus one GET per stream
 /// (each stream may always have one GET of its own, so a stream read next never
@@ -32,18 +32,23 @@ const BUDGETED_AHEAD: usize = 8;
 #[derive(Clone, Debug)]
 pub struct Budget {
     shared: Arc<Semaphore>,
+    get: u64,
 }
 
 impl Budget {
-    /// A budget of `bytes` (whole GETs of [`CHUNK`] bytes, at least one).
-    pub fn new(bytes: usize) -> Budget {
+    /// A budget of `bytes` for GETs of `get_bytes` each (at least one GET).
+    pub fn new(bytes: usize, get_bytes: usize) -> Budget {
+        let get_bytes = get_bytes.max(1);
         Budget {
-            shared: Arc::new(Semaphore::new((bytes / CHUNK as usize).max(1))),
+            shared: Arc::new(Semaphore::new((bytes / get_bytes).max(1))),
+            get: get_bytes as u64,
         }
     }
 
-    /// Bytes of one GET of a budgeted stream.
-    pub const GET_BYTES: u64 = CHUNK;
+    /// Bytes of one GET of a stream within this budget.
+    pub fn get_bytes(&self) -> u64 {
+        self.get
+    }
 }
 
 /// A body and the budget unit it holds (`None`: an unbudgeted stream).
@@ -151,7 +156,7 @@ impl ObjectStream {
     }
 
     /// Stream `range` of `object` (clamped to the object) in GETs of
-    /// [`Budget::GET_BYTES`] within `budget`, started at once: its GETs go out now
+    /// [`Budget::get_bytes`] within `budget`, started at once: its GETs go out now
     /// (as far as the budget allows), not at the first read. For a reader that knows
     /// where the bytes it wants lie (an object whose header was read earlier).
     pub fn budgeted(
@@ -159,7 +164,16 @@ impl ObjectStream {
         range: Range<u64>,
         budget: &Budget,
     ) -> Result<ObjectStream> {
+        let end = range.end.min(object.size());
+        let mut pos = range.start.min(end);
+        let mut chunks = vec![];
+        while pos < end {
+            let e = (pos + budget.get).min(end);
+            chunks.push(pos..e);
+            pos = e;
+        }
         let mut s = Self::after_parts(object, vec![], range)?;
+        s.pending = Some((object.clone(), chunks));
         s.budget = Some(budget.clone());
         s.start().map_err(|e| Error::Remote {
             url: s.url.clone(),
@@ -185,19 +199,30 @@ impl ObjectStream {
         let own = Arc::new(Semaphore::new(1));
         let task = spawn(async move {
             let mut gets = futures::stream::iter(chunks)
-                .map(|r| {
+                .then(move |r| {
                     let obj = obj.clone();
                     let budget = budget.clone();
                     let own = own.clone();
                     async move {
+                        // Units are taken in the order of the stream's GETs: the
+                        // earliest GET not yet issued is the one that gets the next
+                        // unit (so the stream's own unit, freed by the reader, always
+                        // goes to the GET the reader waits for: no deadlock).
                         let unit = match budget {
                             None => None,
                             Some(b) => Some(acquire(own, b.shared).await?),
                         };
-                        Ok((obj.get_async(r).await?, unit))
+                        // Each GET its own task: it goes on reading its body while
+                        // this task waits for the reader (a future inside `buffered`
+                        // would make progress only while this task polls it).
+                        Ok::<_, Error>(Detached(tokio::spawn(async move {
+                            Ok((obj.get_async(r).await?, unit))
+                        })))
                     }
                 })
-                .buffered(ahead);
+                .map(|get| async move { get?.await })
+                .buffered(ahead)
+                .boxed();
             while let Some(res) = gets.next().await {
                 let stop = res.is_err();
                 if tx.send(res).await.is_err() || stop {
@@ -214,6 +239,32 @@ impl ObjectStream {
     /// Stream the whole object.
     pub fn whole(object: &RemoteObject) -> Result<ObjectStream> {
         Self::new(object, 0..object.size())
+    }
+}
+
+/// A GET's task, aborted when dropped (a dropped stream cancels its GETs).
+struct Detached(tokio::task::JoinHandle<Result<Body>>);
+
+impl std::future::Future for Detached {
+    type Output = Result<Body>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Body>> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.unwrap_or_else(|e| {
+                Err(Error::InvalidArgument(format!(
+                    "a read-ahead request stopped: {e}"
+                )))
+            })
+        })
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -276,6 +327,28 @@ impl ObjectStream {
             }
         }
         Ok(true)
+    }
+}
+
+impl ObjectStream {
+    /// Bytes of this stream's GETs (each at most).
+    pub fn get_bytes(&self) -> u64 {
+        self.budget.as_ref().map_or(CHUNK, Budget::get_bytes)
+    }
+
+    /// Bytes at hand now without waiting (call [`Self::wait_ready`] first): the rest
+    /// of the body being read.
+    pub fn at_hand(&self) -> usize {
+        self.current.len()
+    }
+
+    /// Up to `max` of the bytes at hand, as they lie (no copy: a slice of the GET's
+    /// body, which it keeps alive); empty at the stream's end.
+    pub fn take_at_hand(&mut self, max: usize) -> io::Result<Bytes> {
+        if !self.wait_ready()? {
+            return Ok(Bytes::new());
+        }
+        Ok(self.current.split_to(max.min(self.current.len())))
     }
 }
 
