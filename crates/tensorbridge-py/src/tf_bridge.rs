@@ -223,25 +223,10 @@ fn close_iter(it: Option<DatasetIter>) {
     }
 }
 
-/// TensorFlow's dtype code of a tensorbridge dtype.
+/// TensorFlow's dtype code of a tensorbridge dtype (the core's one table, shared with
+/// the TFRecord tensor protos).
 fn tf_code(d: DType) -> c_int {
-    match d {
-        DType::Float32 => 1,
-        DType::Float64 => 2,
-        DType::Int32 => 3,
-        DType::UInt8 => 4,
-        DType::Int16 => 5,
-        DType::Int8 => 6,
-        DType::Complex64 => 8,
-        DType::Int64 => 9,
-        DType::Bool => 10,
-        DType::BFloat16 => 14,
-        DType::UInt16 => 17,
-        DType::Complex128 => 18,
-        DType::Float16 => 19,
-        DType::UInt32 => 22,
-        DType::UInt64 => 23,
-    }
+    tensorbridge::format::tfrecord::tf_dtype_enum(d) as c_int
 }
 
 /// A failure to report through the kernel's status: (TF code, message).
