@@ -153,10 +153,12 @@ class Dataset(_Combinators):
         ``storage_options`` as for :func:`tensorbridge.load`): a pattern is matched
         over one listing of its prefix (sorted, like a local glob), the headers of all
         objects are read concurrently (at most 64 requests in flight; for ``.npz`` the
-        central directory and the chosen members' headers), and an opened object is
-        streamed: ranged reads with read-ahead, cut into chunks of whole rows of about
-        8 MiB, so memory is about ``cycle_length`` x (chunk + read-ahead), never an
-        object's size. Rows come in the same order as from local copies; a restored
+        central directory and the chosen members' headers). An ``.npy`` object's rows
+        are streamed by ranged GETs of 8 MiB planned from its header (no request to
+        open it), issued in the order the rows are needed, across object boundaries,
+        within one read-ahead budget per iterator (32 MiB, plus one GET per open
+        object); ``.npz`` members stream through ranged reads with read-ahead. Memory
+        does not grow with an object's size. Rows come in the same order as from local copies; a restored
         iterator state starts an ``.npy`` object's stream at its row's byte offset (an
         ``.npz`` member is read again from its start up to that row). Fortran-ordered
         arrays of more than one dimension are read whole when opened.
