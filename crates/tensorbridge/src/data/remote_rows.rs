@@ -193,14 +193,20 @@ impl Stream {
         }
     }
 
-    /// The next `n` rows as one tensor (converted to native byte order).
-    fn read_rows(&mut self, n: usize) -> Result<Tensor> {
-        let mut shape = self.header.shape.clone();
-        shape[0] = n;
+    /// The header of a run of `n` rows (its data at offset 0), and whether its bytes
+    /// are usable as they are (native byte order, C order: no conversion).
+    fn run_header(&self, n: usize) -> Result<(NpyHeader, bool)> {
         let mut h = self.header.clone();
-        h.shape = shape.clone();
+        h.shape[0] = n;
         h.data_offset = 0;
         let as_is = npy::obstacle(&h, self.stored, self.stored, 0, 0)?.is_none();
+        Ok((h, as_is))
+    }
+
+    /// The next `n` rows as one tensor (converted to native byte order).
+    fn read_rows(&mut self, n: usize) -> Result<Tensor> {
+        let (h, as_is) = self.run_header(n)?;
+        let mut shape = h.shape;
         if as_is {
             if let Source::Raw(s) = &mut self.source {
                 // The rows the GET body at hand holds whole, used where they lie.
@@ -234,14 +240,9 @@ impl Stream {
 
     /// [`Self::read_rows`], the rows copied out of the source.
     fn read_rows_copied(&mut self, n: usize) -> Result<Tensor> {
-        let mut shape = self.header.shape.clone();
-        shape[0] = n;
-        let mut h = self.header.clone();
-        h.shape = shape.clone();
-        h.data_offset = 0;
-        let as_is = npy::obstacle(&h, self.stored, self.stored, 0, 0)?.is_none();
+        let (h, as_is) = self.run_header(n)?;
         let t = if as_is {
-            npy::build_filled(self.stored, &shape, |buf| self.fill(buf))?
+            npy::build_filled(self.stored, &h.shape, |buf| self.fill(buf))?
         } else {
             let mut data = vec![0u8; n * self.row_bytes];
             self.fill(&mut data)?;
