@@ -223,8 +223,11 @@ def test_ctrl_c_stops_every_thread(tmp_path):
 
     script = tmp_path / "loop.py"
     script.write_text(textwrap.dedent("""
-        import gc, sys, threading, numpy as np, tensorbridge as tb
+        import gc, signal, sys, threading, numpy as np, tensorbridge as tb
         from tensorbridge import _core
+        # A child of a shell's background job inherits SIGINT ignored, and Python then
+        # installs no handler of its own: install it, as an interactive run has it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         x = np.zeros((4096, 32, 32, 3), np.uint8)
         ds = (tb.data.Dataset.from_tensor_slices(x).repeat().shuffle(512, seed=0)
               .map(tb.ops.cast(tb.float32)).batch(64).prefetch(4))
@@ -238,8 +241,13 @@ def test_ctrl_c_stops_every_thread(tmp_path):
             sys.exit(0)
     """))
     p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline().strip() == "running"
-    p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=60)
+    try:
+        assert p.stdout.readline().strip() == "running"
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:  # never leave a looping child behind
+            p.kill()
+            p.wait()
     assert p.returncode == 0, out
     assert out.split() == ["interrupted", "0", "1"], out

@@ -115,8 +115,10 @@ def test_ctrl_c_cancels_a_blocked_read():
     # Ctrl-C (simulated on the main thread), which must raise KeyboardInterrupt
     # instead of waiting for the request timeout.
     import _thread
+    import signal
     import socket
     import threading
+    import time
 
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -127,17 +129,23 @@ def test_ctrl_c_cancels_a_blocked_read():
         "aws_region": "us-east-1",
         "aws_access_key_id": "testing",
         "aws_secret_access_key": "testing",
-        "timeout": "600s",
+        "timeout": "120s",
         "max_retries": "0",
     }
+    # interrupt_main() does nothing while SIGINT is ignored (as in a shell's
+    # background job, whose children inherit it): use Python's handler here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, _thread.interrupt_main)
+    t0 = time.monotonic()
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             tb.load("s3://stalled/x.npy", storage_options=opts)
+        assert time.monotonic() - t0 < 60, "Ctrl-C waited for the request timeout"
     finally:
         timer.cancel()
         srv.close()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_from_files_over_an_s3_glob(s3):
