@@ -118,9 +118,10 @@ def child(name: str, endpoint: str, bucket: str, keys: list[str]) -> dict:
         so = storage_options(endpoint)
     if name == "s3fs":
         fs = s3fs_fs(endpoint)
-    if name in ("boto3", "get-limit"):
+    if name == "boto3" or name.startswith("get-limit"):
         client = boto_client(endpoint)
     base = rss_mib()
+    cpu0 = os.times().user + os.times().system
     t0 = time.perf_counter()
     nbytes = 0
     if name == "tb.load":
@@ -158,15 +159,19 @@ def child(name: str, endpoint: str, bucket: str, keys: list[str]) -> dict:
             check(a)
             nbytes += a.nbytes
             del a
-    elif name == "get-limit":
+    elif name.startswith("get-limit"):
+        threads = int(name.split(" x")[1]) if " x" in name else 8
+
         def get(k):
             return len(client.get_object(Bucket=bucket, Key=k)["Body"].read())
-        with ThreadPoolExecutor(8) as ex:
+        with ThreadPoolExecutor(threads) as ex:
             nbytes = sum(ex.map(get, keys))
     else:
         raise SystemExit(f"unknown contender {name}")
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "bytes": nbytes, "peak_rss_mib": rss_mib(), "base_rss_mib": base}
+    cpu = os.times()
+    return {"seconds": seconds, "bytes": nbytes, "peak_rss_mib": rss_mib(), "base_rss_mib": base,
+            "cpu_s": cpu.user + cpu.system - cpu0}
 
 
 def headers_child(name: str, endpoint: str, bucket: str, prefix: str) -> dict:
@@ -241,6 +246,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--headers", type=int, default=1000)
     ap.add_argument("--server", choices=["moto", "s3s"], default="moto")
+    ap.add_argument("--only", default="", help="comma-separated contenders (get-limit always runs)")
+    ap.add_argument("--limit-threads", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
+                    help="also the plain GET loop with these thread counts, e.g. 1,2,4")
+    ap.add_argument("--no-extras", action="store_true", help="skip the per-object and listing parts")
     ap.add_argument("--s3s-bin", default=os.environ.get("TB_S3S_FS", "/work/s3s/bin/s3s-fs"))
     ap.add_argument("--child", nargs=4, metavar=("NAME", "ENDPOINT", "BUCKET", "KEYS"))
     ap.add_argument("--headers-child", nargs=4, metavar=("NAME", "ENDPOINT", "BUCKET", "PREFIX"))
@@ -284,17 +293,25 @@ def main() -> None:
         contenders += ["tb.load", "tb.load x8"]
     if feats["from_files"]:
         contenders += ["tb.from_files"]
+    contenders += [f"get-limit x{n}" for n in args.limit_threads]
+    if args.only:
+        contenders = [c for c in contenders if c in args.only.split(",") or c == "get-limit"]
     results: dict[str, list[dict]] = {c: [] for c in contenders}
     for rep in range(args.repeat):
         for c in contenders:  # interleaved, so drift hits every contender alike
+            before = os.times()
             r = run_child(["--child", c, endpoint, bucket, ",".join(keys)])
+            after = os.times()
             if r is not None:
+                # This process's CPU while the child ran: the server's (moto runs in
+                # this process; for s3s-fs, its own process: not counted).
+                r["server_cpu_s"] = (after.user + after.system) - (before.user + before.system)
                 assert r["bytes"] >= total, (c, r)  # the GET loop counts the headers too
                 results[c].append(r)
 
     print(f"\nReading {args.objects} × {args.mib} MiB .npy objects (median of {args.repeat}; each in its own process)")
     print(f"{'contender':22s} {'seconds':>8s} {'MB/s':>8s} {'peak RSS MiB':>13s} {'(above start)':>14s} "
-          f"{'vs GET limit':>13s} {'vs boto3':>9s}")
+          f"{'vs GET limit':>13s} {'vs boto3':>9s} {'CPU s client':>13s} {'server':>7s}")
     med = {}
     for c, rs in results.items():
         if not rs:
@@ -306,7 +323,11 @@ def main() -> None:
         lim = med.get("get-limit")
         boto = med.get("boto3")
         print(f"{c:22s} {s:8.2f} {total / s / 1e6:8.0f} {peak:13.0f} {above:14.0f} "
-              f"{(lim / s if lim else float('nan')):12.0%} {(boto / s if boto else float('nan')):8.2f}x")
+              f"{(lim / s if lim else float('nan')):12.0%} {(boto / s if boto else float('nan')):8.2f}x "
+              f"{statistics.median(r['cpu_s'] for r in rs):13.2f} {statistics.median(r['server_cpu_s'] for r in rs):7.2f}")
+    if args.no_extras:
+        server.stop()
+        return
 
     # Requests and bytes for one object, through the counting proxy.
     proxy = FaultProxy(("127.0.0.1", server.port))
