@@ -173,8 +173,8 @@ def test_closing_the_iterator_cancels_the_object_opened_ahead(s3_server, s3_buck
 # The read-ahead budget of one from_files iterator (READ_AHEAD_BUDGET in
 # crates/tensorbridge/src/data/remote_rows.rs) and its GETs' size (READ_AHEAD_GET).
 BUDGET = 32 << 20
-GET = 8 << 20
-CHUNK = 8 << 20  # an open stream's current chunk (a GET body, or rows copied out)
+GET = 16 << 20
+CHUNK = GET  # an open stream's current chunk (a GET body, or rows copied out)
 
 
 @pytest.mark.parametrize("cycle", [1, 2])

@@ -57,10 +57,15 @@ const OPEN_FIRST: usize = 1 << 20;
 /// stream may also hold one GET of its own beyond it (see [`Budget`]).
 pub(crate) const READ_AHEAD_BUDGET: usize = 32 << 20;
 
-/// Bytes of one GET of a `from_files` stream. 8 MiB rather than 4: a local Python
-/// S3 server (moto) pays a few ms per request, and 4 MiB GETs measured ~35 % slower
-/// there (BENCHMARKS.md, issue 9); so about four GETs are in flight.
-pub(crate) const READ_AHEAD_GET: usize = 8 << 20;
+/// Bytes of one GET of a `from_files` stream: 16 MiB, so a shard of up to 16 MiB is
+/// one request (object stores bill and pay a fixed cost per request), and larger
+/// objects are read in pieces at the upper end of the 8–16 MiB that S3 recommends
+/// for ranged reads. Measured on a local Python S3 server (moto, BENCHMARKS.md
+/// issue 9), whose cost per ranged GET grows with the object's size: 64 × 16 MiB
+/// objects read at ~650 MB/s in 8 MiB GETs (its own limit for that pattern, 657–661
+/// MB/s) and ~800 MB/s in 16 MiB ones; 4 MiB GETs ~400. With the 32 MiB budget,
+/// the current object's GET and the next one's are in flight.
+pub(crate) const READ_AHEAD_GET: usize = 16 << 20;
 
 /// The read-ahead budget of one `from_files` iterator.
 pub(crate) fn read_ahead_budget() -> Budget {

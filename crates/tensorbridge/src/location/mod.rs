@@ -40,6 +40,7 @@ mod config;
 mod errors;
 mod glob;
 mod object;
+mod pool;
 mod runtime;
 mod stats;
 mod stream;

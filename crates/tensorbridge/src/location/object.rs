@@ -300,13 +300,23 @@ impl RemoteObject {
 
     /// One ranged GET of `range`, checked (see [`Self::ranged_response`]): exactly
     /// the bytes asked for.
+    /// The body is joined in a reused buffer ([`super::pool`]).
     async fn get_once(&self, range: Range<u64>) -> Result<Bytes> {
         let res = self.ranged_response(range.clone()).await?;
-        let bytes = res.bytes().await.map_err(|e| store_err(&self.url, e))?;
-        if bytes.len() as u64 != range.end - range.start {
-            return Err(self.short(range, bytes.len() as u64));
+        let len = (range.end - range.start) as usize;
+        let mut buf = super::pool::take(len);
+        let mut stream = res.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| store_err(&self.url, e))?;
+            if buf.len() + chunk.len() > len {
+                return Err(self.too_long(range));
+            }
+            buf.extend_from_slice(&chunk);
         }
-        Ok(bytes)
+        if buf.len() != len {
+            return Err(self.short(range, buf.len() as u64));
+        }
+        Ok(super::pool::freeze(buf))
     }
 
     /// One ranged GET of `range` (checked as [`Self::ranged_response`]), its body

@@ -7,11 +7,19 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Worker threads of the shared runtime: one per core, at least 4 and at most 16.
+/// Worker threads of the shared runtime: `TENSORBRIDGE_IO_THREADS` when set (a
+/// positive number, at most 256), else one per core, at least 4 and at most 16.
 /// The workers receive every response body (and copy it out of the socket), so
 /// several callers (Python threads, a `from_files` pipeline) reading at once need
 /// more than two of them; on a busy machine each thread's share of the CPU counts.
 fn workers() -> usize {
+    if let Some(n) = std::env::var("TENSORBRIDGE_IO_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    {
+        return n.min(256);
+    }
     std::thread::available_parallelism()
         .map_or(4, |n| n.get())
         .clamp(4, 16)
