@@ -18,7 +18,14 @@ own), ``--repeat`` times, and prints medians and ratios:
 - ``Dataset.from_files("s3://…/*.npy")`` iterated (if this build has it);
 - a boto3 loop: ``np.load(io.BytesIO(get_object(...)["Body"].read()))``;
 - s3fs: ``np.load(fs.open(path))``;
-- the server's own limit: a plain concurrent GET loop (boto3, 8 threads), no parsing.
+- the server's own limit: a plain concurrent GET loop (boto3, 8 threads), no parsing
+  (``--limit-threads 1,2,4`` adds it with fewer threads).
+
+For each contender: seconds, MB/s, peak RSS, and CPU seconds of the contender's process
+and of the server (moto runs in this process; its CPU while the child ran). For
+``from_files`` also the time of making the dataset (listing + one header read per
+object) apart from iterating it: moto reads an object's whole value for any ranged
+GET, so 64 header reads of 16 MiB objects cost it as much as 64 × 256 KiB reads.
 
 Then listing + headers of ``--headers`` small objects, through the counting proxy of
 the tests (tests/fault_proxy.py): time and requests, for tensorbridge
@@ -124,6 +131,7 @@ def child(name: str, endpoint: str, bucket: str, keys: list[str]) -> dict:
     cpu0 = os.times().user + os.times().system
     t0 = time.perf_counter()
     nbytes = 0
+    setup = 0.0
     if name == "tb.load":
         for k in keys:
             t = tb.load(f"s3://{bucket}/{k}", storage_options=so)
@@ -139,6 +147,7 @@ def child(name: str, endpoint: str, bucket: str, keys: list[str]) -> dict:
             nbytes = sum(ex.map(one, keys))
     elif name == "tb.from_files":
         ds = tb.data.Dataset.from_files(f"s3://{bucket}/bench/*.npy", storage_options=so).batch(64)
+        setup = time.perf_counter() - t0  # listing + every object's header
         for batch in ds:
             b = batch[0] if isinstance(batch, (tuple, list)) else batch
             if isinstance(b, dict):
@@ -171,7 +180,7 @@ def child(name: str, endpoint: str, bucket: str, keys: list[str]) -> dict:
     seconds = time.perf_counter() - t0
     cpu = os.times()
     return {"seconds": seconds, "bytes": nbytes, "peak_rss_mib": rss_mib(), "base_rss_mib": base,
-            "cpu_s": cpu.user + cpu.system - cpu0}
+            "cpu_s": cpu.user + cpu.system - cpu0, "setup_s": setup}
 
 
 def headers_child(name: str, endpoint: str, bucket: str, prefix: str) -> dict:
@@ -325,6 +334,15 @@ def main() -> None:
         print(f"{c:22s} {s:8.2f} {total / s / 1e6:8.0f} {peak:13.0f} {above:14.0f} "
               f"{(lim / s if lim else float('nan')):12.0%} {(boto / s if boto else float('nan')):8.2f}x "
               f"{statistics.median(r['cpu_s'] for r in rs):13.2f} {statistics.median(r['server_cpu_s'] for r in rs):7.2f}")
+    ff = results.get("tb.from_files")
+    if ff:
+        setup = statistics.median(r["setup_s"] for r in ff)
+        it = statistics.median(r["seconds"] - r["setup_s"] for r in ff)
+        lim, boto = med.get("get-limit"), med.get("boto3")
+        print(f"  tb.from_files: making the dataset (listing + {args.objects} header reads) {setup:.2f} s; "
+              f"iterating {it:.2f} s = {total / it / 1e6:.0f} MB/s"
+              + (f", {lim / it:.0%} of the GET limit" if lim else "")
+              + (f", {boto / it:.2f}x the boto3 loop" if boto else ""))
     if args.no_extras:
         server.stop()
         return
