@@ -19,7 +19,9 @@ own), ``--repeat`` times, and prints medians and ratios:
 - a boto3 loop: ``np.load(io.BytesIO(get_object(...)["Body"].read()))``;
 - s3fs: ``np.load(fs.open(path))``;
 - the server's own limit: a plain concurrent GET loop (boto3, 8 threads), no parsing
-  (``--limit-threads 1,2,4`` adds it with fewer threads).
+  (``--limit-threads 1,2,4`` adds it with fewer threads; ``--limit-ranges 4,8,16``
+  adds ranged GETs of that many MiB, 4 threads: moto's cost per ranged GET grows with
+  the object's size).
 
 For each contender: seconds, MB/s, peak RSS, and CPU seconds of the contender's process
 and of the server (moto runs in this process; its CPU while the child ran). For
@@ -125,7 +127,7 @@ def child(name: str, endpoint: str, bucket: str, keys: list[str]) -> dict:
         so = storage_options(endpoint)
     if name == "s3fs":
         fs = s3fs_fs(endpoint)
-    if name == "boto3" or name.startswith("get-limit"):
+    if name == "boto3" or name.startswith("get-"):
         client = boto_client(endpoint)
     base = rss_mib()
     cpu0 = os.times().user + os.times().system
@@ -168,6 +170,17 @@ def child(name: str, endpoint: str, bucket: str, keys: list[str]) -> dict:
             check(a)
             nbytes += a.nbytes
             del a
+    elif name.startswith("get-ranges"):  # "get-ranges 8M x4": ranged GETs of 8 MiB, 4 threads
+        piece = int(name.split()[1][:-1]) << 20
+        threads = int(name.split(" x")[1])
+        size = client.head_object(Bucket=bucket, Key=keys[0])["ContentLength"]
+        jobs = [(k, a, min(a + piece, size) - 1) for k in keys for a in range(0, size, piece)]
+
+        def get_range(job):
+            k, a, b = job
+            return len(client.get_object(Bucket=bucket, Key=k, Range=f"bytes={a}-{b}")["Body"].read())
+        with ThreadPoolExecutor(threads) as ex:
+            nbytes = sum(ex.map(get_range, jobs))
     elif name.startswith("get-limit"):
         threads = int(name.split(" x")[1]) if " x" in name else 8
 
@@ -258,6 +271,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated contenders (get-limit always runs)")
     ap.add_argument("--limit-threads", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
                     help="also the plain GET loop with these thread counts, e.g. 1,2,4")
+    ap.add_argument("--limit-ranges", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
+                    help="also plain GETs of ranges of these MiB (4 threads), e.g. 4,8,16")
     ap.add_argument("--no-extras", action="store_true", help="skip the per-object and listing parts")
     ap.add_argument("--s3s-bin", default=os.environ.get("TB_S3S_FS", "/work/s3s/bin/s3s-fs"))
     ap.add_argument("--child", nargs=4, metavar=("NAME", "ENDPOINT", "BUCKET", "KEYS"))
@@ -302,9 +317,10 @@ def main() -> None:
         contenders += ["tb.load", "tb.load x8"]
     if feats["from_files"]:
         contenders += ["tb.from_files"]
-    contenders += [f"get-limit x{n}" for n in args.limit_threads]
     if args.only:
         contenders = [c for c in contenders if c in args.only.split(",") or c == "get-limit"]
+    contenders += [f"get-limit x{n}" for n in args.limit_threads]
+    contenders += [f"get-ranges {m}M x4" for m in args.limit_ranges]
     results: dict[str, list[dict]] = {c: [] for c in contenders}
     for rep in range(args.repeat):
         for c in contenders:  # interleaved, so drift hits every contender alike
