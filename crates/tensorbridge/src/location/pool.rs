@@ -14,8 +14,10 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-/// Buffers the pool keeps at most while no one uses them.
-const KEPT: usize = 6;
+/// Bytes of buffers the pool keeps at most while no one uses them: a `from_files`
+/// iterator's bodies in use at once (the one being read, the next object's, one
+/// more), so that an idle process holds no more than that.
+const KEPT_BYTES: usize = 48 << 20;
 /// Buffers smaller than this are allocated as usual (not worth pooling).
 const MIN_POOLED: usize = 1 << 20;
 /// Buffers larger than this are never kept (a pool of huge idle buffers would be
@@ -62,7 +64,8 @@ impl Drop for Pooled {
             return;
         }
         let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
-        if free.len() < KEPT {
+        let kept: usize = free.iter().map(Vec::capacity).sum();
+        if kept + buf.capacity() <= KEPT_BYTES {
             free.push(buf);
         }
     }
@@ -86,6 +89,20 @@ mod tests {
         assert!(again.is_empty() && again.capacity() >= 2 << 20);
         // Another test may take it first (tests share the pool); usually it is ours.
         let _ = ptr;
+    }
+
+    #[test]
+    fn idle_buffers_stay_within_the_cap() {
+        let bodies: Vec<Bytes> = (0..8)
+            .map(|_| {
+                let mut b = take(MAX_POOLED);
+                b.resize(MAX_POOLED, 0);
+                freeze(b)
+            })
+            .collect();
+        drop(bodies);
+        let free = FREE.lock().unwrap();
+        assert!(free.iter().map(Vec::capacity).sum::<usize>() <= KEPT_BYTES);
     }
 
     #[test]
