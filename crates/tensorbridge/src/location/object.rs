@@ -298,24 +298,36 @@ impl RemoteObject {
         Ok(res)
     }
 
-    /// One ranged GET of `range`, checked (see [`Self::ranged_response`]): exactly
-    /// the bytes asked for.
-    /// The body is joined in a reused buffer ([`super::pool`]).
-    async fn get_once(&self, range: Range<u64>) -> Result<Bytes> {
-        let res = self.ranged_response(range.clone()).await?;
+    /// One ranged GET of `range` (checked as [`Self::ranged_response`]), each piece of
+    /// its body handed to `put` with its offset in the range as it arrives. `Ok` only
+    /// when exactly the range's bytes came (never more are handed over).
+    async fn each_piece(&self, range: Range<u64>, mut put: impl FnMut(usize, &[u8])) -> Result<()> {
         let len = (range.end - range.start) as usize;
-        let mut buf = super::pool::take(len);
+        let res = self.ranged_response(range.clone()).await?;
         let mut stream = res.into_stream();
+        let mut pos = 0usize;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| store_err(&self.url, e))?;
-            if buf.len() + chunk.len() > len {
+            if pos + chunk.len() > len {
                 return Err(self.too_long(range));
             }
-            buf.extend_from_slice(&chunk);
+            put(pos, &chunk);
+            pos += chunk.len();
         }
-        if buf.len() != len {
-            return Err(self.short(range, buf.len() as u64));
+        if pos != len {
+            return Err(self.short(range, pos as u64));
         }
+        Ok(())
+    }
+
+    /// One ranged GET of `range`, checked (see [`Self::ranged_response`]): exactly
+    /// the bytes asked for.
+    ///
+    /// The body is joined in a reused buffer ([`super::pool`]).
+    async fn get_once(&self, range: Range<u64>) -> Result<Bytes> {
+        let mut buf = super::pool::take((range.end - range.start) as usize);
+        self.each_piece(range, |_, piece| buf.extend_from_slice(piece))
+            .await?;
         Ok(super::pool::freeze(buf))
     }
 
@@ -323,21 +335,19 @@ impl RemoteObject {
     /// written into `dst` (as long as the range) chunk by chunk as it arrives: no
     /// buffer of the whole range. `Ok` only when every byte of `dst` was written.
     async fn get_into_once(&self, range: Range<u64>, dst: &mut [u8]) -> Result<()> {
-        let res = self.ranged_response(range.clone()).await?;
-        let mut stream = res.into_stream();
-        let mut pos = 0usize;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| store_err(&self.url, e))?;
-            let Some(to) = dst.get_mut(pos..pos + chunk.len()) else {
-                return Err(self.too_long(range));
-            };
-            to.copy_from_slice(&chunk);
-            pos += chunk.len();
+        if dst.len() as u64 != range.end - range.start {
+            return Err(Error::InvalidArgument(format!(
+                "{}: a destination of {} bytes for bytes {}..{}",
+                self.url,
+                dst.len(),
+                range.start,
+                range.end
+            )));
         }
-        if pos != dst.len() {
-            return Err(self.short(range, pos as u64));
-        }
-        Ok(())
+        self.each_piece(range, |at, piece| {
+            dst[at..at + piece.len()].copy_from_slice(piece)
+        })
+        .await
     }
 
     /// [`Self::get_into_once`], tried again when the body fails mid-way: each try
