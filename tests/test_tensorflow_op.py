@@ -1,7 +1,7 @@
 """``Dataset.to_tensorflow()``'s native TensorFlow op (issue 12, item 1).
 
 The tf.data.Dataset pulls batches through an op registered with TensorFlow's C API
-(crates/tensorbridge-py/src/tf_bridge.rs): these tests check that the op path is the
+(crates/tensorbridge-py/src/tf_bridge/): these tests check that the op path is the
 one used, that batches reach TensorFlow without a copy, that every epoch's pipeline
 iterator is closed (at its end, at an error, or when TensorFlow drops an abandoned
 iterator), and that values/dtypes/structure equal tensorbridge's own batches

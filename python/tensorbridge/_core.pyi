@@ -308,7 +308,7 @@ class _DatasetIterator:
 
 def data_live_threads() -> int: ...
 
-# --- the TensorFlow op behind Dataset.to_tensorflow() (tf_bridge.rs) -----------------
+# --- the TensorFlow op behind Dataset.to_tensorflow() (tf_bridge/) --------------------
 
 def tf_install(library: str) -> None:
     """Register the ops with TensorFlow once per process; ``library`` is the path of the

@@ -42,7 +42,7 @@ class _TFBatches:
 # ------------------------------------------------------------------ the native op
 #
 # ``to_tensorflow()`` builds its tf.data.Dataset around two ops the compiled core
-# registers with TensorFlow at first use (crates/tensorbridge-py/src/tf_bridge.rs),
+# registers with TensorFlow at first use (crates/tensorbridge-py/src/tf_bridge/),
 # through TensorFlow's C op/kernel API, whose functions it looks up in the already
 # loaded libtensorflow_framework named here (no compiler needed):
 #
