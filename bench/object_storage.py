@@ -1,10 +1,12 @@
 """Object storage (issue 9): tensorbridge vs boto3 and s3fs against one local S3 server.
 
     python bench/object_storage.py [--objects 64] [--mib 16] [--repeat 3] [--headers 1000]
-                                   [--server moto|s3s] [--s3s-bin PATH]
+                                   [--server moto|mem|s3s] [--s3s-bin PATH]
 
 Starts a local S3 server on 127.0.0.1 — moto's (a Python server, in this process; the
-default) or, with ``--server s3s``, s3s-fs (a Rust S3 server over a temporary
+default); with ``--server mem``, bench/memory_s3.py (objects in memory, GET bodies
+written straight from them: a server that costs little per request and per byte,
+its own process); or, with ``--server s3s``, s3s-fs (a Rust S3 server over a temporary
 directory, in its own process; install it with
 ``cargo install s3s-fs --version 0.14.1 --locked --features binary --root /work/s3s``
 and give its binary with ``--s3s-bin`` or ``TB_S3S_FS``; default
@@ -21,10 +23,13 @@ own), ``--repeat`` times, and prints medians and ratios:
 - the server's own limit: a plain concurrent GET loop (boto3, 8 threads), no parsing
   (``--limit-threads 1,2,4`` adds it with fewer threads; ``--limit-ranges 4,8,16``
   adds ranged GETs of that many MiB, 4 threads: moto's cost per ranged GET grows with
-  the object's size).
+  the object's size); ``--raw-threads 4,8`` adds whole-object GETs through
+  ``http.client`` into one reused buffer (no SDK, unsigned: for ``--server mem``),
+  what a Python client can pull with the least work of its own.
 
 For each contender: seconds, MB/s, peak RSS, and CPU seconds of the contender's process
-and of the server (moto runs in this process; its CPU while the child ran). For
+and of the server (moto runs in this process: its CPU while the child ran; an
+own-process server's from /proc). For
 ``from_files`` also the time of making the dataset (listing + one header read per
 object) apart from iterating it: moto reads an object's whole value for any ranged
 GET, so 64 header reads of 16 MiB objects cost it as much as 64 × 256 KiB reads.
@@ -181,6 +186,29 @@ def child(name: str, endpoint: str, bucket: str, keys: list[str]) -> dict:
             return len(client.get_object(Bucket=bucket, Key=k, Range=f"bytes={a}-{b}")["Body"].read())
         with ThreadPoolExecutor(threads) as ex:
             nbytes = sum(ex.map(get_range, jobs))
+    elif name.startswith("get-raw"):  # "get-raw x8": whole-object GETs, http.client, no SDK
+        import http.client
+        import threading
+        from urllib.parse import urlsplit
+
+        threads = int(name.split(" x")[1])
+        host = urlsplit(endpoint)
+        local = threading.local()
+
+        def get_raw(k):
+            if not hasattr(local, "conn"):
+                local.conn = http.client.HTTPConnection(host.hostname, host.port)
+                local.buf = bytearray(1 << 20)
+            local.conn.request("GET", f"/{bucket}/{k}")
+            resp = local.conn.getresponse()
+            assert resp.status == 200, resp.status
+            n = 0
+            view = memoryview(local.buf)
+            while (got := resp.readinto(view)) > 0:  # into one reused buffer
+                n += got
+            return n
+        with ThreadPoolExecutor(threads) as ex:
+            nbytes = sum(ex.map(get_raw, keys))
     elif name.startswith("get-limit"):
         threads = int(name.split(" x")[1]) if " x" in name else 8
 
@@ -267,12 +295,14 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--headers", type=int, default=1000)
-    ap.add_argument("--server", choices=["moto", "s3s"], default="moto")
+    ap.add_argument("--server", choices=["moto", "s3s", "mem"], default="moto")
     ap.add_argument("--only", default="", help="comma-separated contenders (get-limit always runs)")
     ap.add_argument("--limit-threads", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
                     help="also the plain GET loop with these thread counts, e.g. 1,2,4")
     ap.add_argument("--limit-ranges", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
                     help="also plain GETs of ranges of these MiB (4 threads), e.g. 4,8,16")
+    ap.add_argument("--raw-threads", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
+                    help="also plain GET loops with http.client (unsigned, no SDK) over this many threads, e.g. 4,8")
     ap.add_argument("--no-extras", action="store_true", help="skip the per-object and listing parts")
     ap.add_argument("--s3s-bin", default=os.environ.get("TB_S3S_FS", "/work/s3s/bin/s3s-fs"))
     ap.add_argument("--child", nargs=4, metavar=("NAME", "ENDPOINT", "BUCKET", "KEYS"))
@@ -306,7 +336,8 @@ def main() -> None:
             p = os.path.join(d, "x.npy")
             np.save(p, a)
             key = f"bench/{i:04d}.npy"
-            client.upload_file(p, bucket, key)
+            with open(p, "rb") as f:  # one PUT (upload_file would go multipart)
+                client.put_object(Bucket=bucket, Key=key, Body=f)
             keys.append(key)
     total = args.objects * rows * 4096 * 4
     print(f"{args.objects} objects × {args.mib} MiB = {total / 2**20:.0f} MiB uploaded")
@@ -320,17 +351,16 @@ def main() -> None:
     if args.only:
         contenders = [c for c in contenders if c in args.only.split(",") or c == "get-limit"]
     contenders += [f"get-limit x{n}" for n in args.limit_threads]
+    contenders += [f"get-raw x{n}" for n in args.raw_threads]
     contenders += [f"get-ranges {m}M x4" for m in args.limit_ranges]
     results: dict[str, list[dict]] = {c: [] for c in contenders}
     for rep in range(args.repeat):
         for c in contenders:  # interleaved, so drift hits every contender alike
-            before = os.times()
+            before = server_cpu(server)
             r = run_child(["--child", c, endpoint, bucket, ",".join(keys)])
-            after = os.times()
+            after = server_cpu(server)
             if r is not None:
-                # This process's CPU while the child ran: the server's (moto runs in
-                # this process; for s3s-fs, its own process: not counted).
-                r["server_cpu_s"] = (after.user + after.system) - (before.user + before.system)
+                r["server_cpu_s"] = after - before
                 assert r["bytes"] >= total, (c, r)  # the GET loop counts the headers too
                 results[c].append(r)
 
@@ -405,9 +435,21 @@ def main() -> None:
 class Server:
     """A local S3 server: its port and how to stop it."""
 
-    def __init__(self, port: int, stop) -> None:
+    def __init__(self, port: int, stop, pid: int | None = None) -> None:
         self.port = port
         self.stop = stop
+        self.pid = pid  # a server in its own process; None: in this one (moto)
+
+
+def server_cpu(server: Server) -> float:
+    """CPU seconds the server has used: moto's are this process's (it runs here),
+    an own-process server's are read from /proc."""
+    if server.pid is None:
+        t = os.times()
+        return t.user + t.system
+    with open(f"/proc/{server.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(args) -> Server:
@@ -424,6 +466,18 @@ def start_server(args) -> Server:
     import shutil
     import socket
 
+    if args.server == "mem":  # bench/memory_s3.py, its own process
+        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "memory_s3.py"), "--port", "0"],
+                                stdout=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        if not line.startswith("PORT "):
+            raise SystemExit(f"memory_s3.py did not start (exit code {proc.poll()})")
+
+        def stop_mem() -> None:
+            proc.terminate()
+            proc.wait(10)
+
+        return Server(int(line.split()[1]), stop_mem, proc.pid)
     if not os.access(args.s3s_bin, os.X_OK):
         raise SystemExit(f"--server s3s: no s3s-fs binary at {args.s3s_bin} (see the docstring)")
     root = tempfile.mkdtemp(prefix="tb-s3s-")
@@ -450,7 +504,7 @@ def start_server(args) -> Server:
         proc.wait(10)
         shutil.rmtree(root, ignore_errors=True)
 
-    return Server(port, stop)
+    return Server(port, stop, proc.pid)
 
 
 def npy_bytes(a) -> bytes:
