@@ -238,6 +238,47 @@ def test_npz_objects_several_keys(cluster, s3_server, s3_bucket, compressed):
         np.testing.assert_array_equal(t.numpy(), xs[3][5:17])
 
 
+def test_npz_read_tasks_make_only_their_rows_gets(cluster, s3_server, s3_bucket, s3_proxy):
+    """The driver's facts of each stored member (where its image lies, its header, the
+    archive's ETag) travel with the read tasks: a task reads no directory and no
+    header, only one ranged GET per column of its rows (If-Match the ETag)."""
+    x, y = make_rows(0, 300), np.arange(300, dtype=np.int64)
+    data = npz_bytes(False, x=x, y=y)
+    url = put(s3_server, s3_bucket, "tasks.npz", data)
+    ds = tb.ray.read_npz(url, storage_options=s3_proxy.storage_options, rows_per_block=100)
+    s3_proxy.reset_counts()
+    batches = list(ds.iter_batches(batch_size=300, batch_format="numpy"))
+    np.testing.assert_array_equal(np.concatenate([b["x"] for b in batches]), x)
+    np.testing.assert_array_equal(np.concatenate([b["y"] for b in batches]), y)
+    reqs = s3_proxy.get_requests()
+    assert [r.method for r in reqs] == ["GET"] * 6, [(r.method, r.headers) for r in reqs]
+    assert all(r.headers.get("if-match") for r in reqs), [r.headers for r in reqs]
+    # Each GET is exactly one block's rows of one member: where NumPy put them.
+    with np.load(io.BytesIO(data)) as z:
+        spans = {k: (z.zip.getinfo(f"{k}.npy").header_offset, a) for k, a in (("x", x), ("y", y))}
+    got = sorted(tuple(int(v) for v in r.headers["range"].split("=")[1].split("-")) for r in reqs)
+    want = []
+    for key, (local, a) in spans.items():
+        # the member's data: after its local zip header (30 bytes, name, extra field)
+        # and its .npy header
+        name_len, extra_len = np.frombuffer(data[local + 26:local + 30], "<u2")
+        image = local + 30 + int(name_len) + int(extra_len)
+        offset = image + len(npy_bytes(a)) - a.nbytes
+        rb = a[0].nbytes
+        want += [(offset + i * 100 * rb, offset + (i + 1) * 100 * rb - 1) for i in range(3)]
+    assert got == sorted(want), (got, sorted(want))
+
+
+def test_npz_replaced_after_planning_is_an_error_not_other_rows(cluster, s3_server, s3_bucket):
+    so = s3_server.storage_options
+    url = put(s3_server, s3_bucket, "replaced.npz", npz_bytes(False, x=make_rows(0, 50)))
+    ds = tb.ray.read_npz(url, storage_options=so)
+    put(s3_server, s3_bucket, "replaced.npz", npz_bytes(False, x=make_rows(1000, 50)))
+    with pytest.raises(Exception, match="replaced.npz") as info:
+        collect(ds, "x")
+    assert "changed while it was being read" in str(info.value)
+
+
 # ----------------------------------------------------------------- errors
 
 def test_missing_and_corrupt_objects_are_named(cluster, s3_server, s3_bucket):

@@ -182,6 +182,7 @@ def load_npz_rows(
     stop: int,
     dtype: Optional[_DTypeLike] = None,
     storage_options: _StorageOptions = None,
+    member: Optional[tuple[int, int, _NpyFacts]] = None,  # NpzArchiveHandle.info()['member_facts']
 ) -> Tensor: ...
 
 # --- TFRecord and safetensors files (user API in tensorbridge.io) ---------------------

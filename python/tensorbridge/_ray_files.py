@@ -100,7 +100,8 @@ class _Column:
             raise ValueError(f"{path}: {name!r} is a 0-d array; rows need at least one dimension")
         self.name, self.row_shape, self.stored = name, tuple(shape[1:]), stored
         # A remote .npy object's header facts and ETag from the driver's header pass
-        # (``_core.npy_headers``): its read tasks make only their rows' ranged GETs.
+        # (``_core.npy_headers``), or a remote stored .npz member's (``info()``'s
+        # ``member_facts``): its read tasks make only their rows' ranged GETs.
         self.facts = facts
         self.bf16 = dt.kind == "V" and dt.itemsize == 2 and dt.fields is None
         if dt.kind == "c":
@@ -225,8 +226,10 @@ def remote_npz_columns(urls: List[str], keys: Optional[List[str]],
                 raise ValueError(f"{url}: member {name!r} is not a valid .npy header")
             shape = tuple(info["shape"])
             fortran = bool(info["fortran_order"]) and len(shape) > 1
+            # A stored member's facts (where its image lies, its header, the archive's
+            # ETag): its read tasks make only their rows' ranged GETs.
             col = _Column(name, shape, _remote_dtype(info["dtype"], url, f"member {name!r}"), url,
-                          info["compression"] == "stored" and not fortran)
+                          info["compression"] == "stored" and not fortran, info.get("member_facts"))
             if n_rows is None:
                 n_rows = shape[0]
             elif shape[0] != n_rows:
@@ -283,14 +286,16 @@ def _remote_rows(tb: Any, url: str, kind: str, col: _Column, start: int, stop: i
                  storage_options: Optional[Dict[str, str]]) -> Any:
     """Rows ``start:stop`` of an object's column, by ranged reads of those rows only
     (a column marked to be read whole — deflated member, Fortran order — is read
-    whole, once, and sliced). An ``.npy`` object's rows are its only requests: the
-    driver's header facts travel with the task, and each GET asks for the driver's
-    ETag, so an object replaced since the driver read it is an error."""
+    whole, once, and sliced). An ``.npy`` object's rows, and a stored ``.npz``
+    member's, are its only requests: the driver's header facts travel with the task,
+    and each GET asks for the driver's ETag, so an object replaced since the driver
+    read it is an error."""
     from . import _core
 
     dtype = tb.bfloat16 if col.bf16 else None
     if kind == "npz":
-        return _core.load_npz_rows(url, col.name, start, stop, dtype, storage_options)
+        member = col.facts if col.stored else None  # no directory or header read
+        return _core.load_npz_rows(url, col.name, start, stop, dtype, storage_options, member)
     if col.stored:
         # With the driver's facts: no HEAD, no header read; If-Match the driver's ETag.
         return _core.load_npy_rows(url, start, stop, dtype, storage_options, col.facts)

@@ -197,10 +197,28 @@ impl NpzArchiveHandle {
         // with the GIL held (a server in this process could not answer).
         let archive = self.archive.clone();
         let name_owned = name.to_string();
-        if let Ok(h) = py.allow_threads(move || archive.header(&name_owned)) {
+        let read = py.allow_threads(move || match archive.remote_stored_header(&name_owned) {
+            Ok(Some((obj, image, len, h))) => Ok((h, Some((obj, image, len)))),
+            Ok(None) => archive.header(&name_owned).map(|h| (h, None)),
+            Err(e) => Err(e),
+        });
+        if let Ok((h, stored)) = read {
             d.set_item("dtype", h.dtype.map_or(h.descr.as_str(), |t| t.name()))?;
             d.set_item("shape", h.shape.clone())?;
             d.set_item("fortran_order", h.fortran_order)?;
+            if let Some((obj, image, len)) = stored {
+                // A stored member of a remote archive: what `load_npz_rows` needs to
+                // read rows of it with no other request.
+                let facts: NpyFacts = (
+                    h.shape.clone(),
+                    h.descr.clone(),
+                    h.fortran_order,
+                    h.data_offset,
+                    obj.size(),
+                    obj.etag().map(str::to_string),
+                );
+                d.set_item("member_facts", (image, len, facts))?;
+            }
         }
         Ok(d)
     }
@@ -396,12 +414,21 @@ fn load_npy_rows(
     Ok(PyTensor { inner: t })
 }
 
+/// Where a stored member's `.npy` image lies in its archive object and that image's
+/// facts: `(image start, image length, facts)`, as `NpzArchiveHandle.info` gives them
+/// (`"member_facts"`).
+type MemberFacts = (u64, u64, NpyFacts);
+
 /// Rows `start:stop` of member `name` of the `.npz` archive at the URL `path`: the
 /// archive's directory (one read of its end), then, for a stored member, ranged GETs
 /// of just those rows' bytes; a deflated member is inflated as it streams (only
-/// that member is read) and sliced. `dtype` as in `load_npy`.
+/// that member is read) and sliced. `dtype` as in `load_npy`. `member`: a stored
+/// member's facts as the driver read them (`NpzArchiveHandle.info(name)
+/// ["member_facts"]`) — then the rows' GETs are the only requests, each asking for
+/// the archive's ETag then (an archive replaced since is an error).
 #[pyfunction]
-#[pyo3(signature = (path, name, start, stop, dtype=None, storage_options=None))]
+#[pyo3(signature = (path, name, start, stop, dtype=None, storage_options=None, member=None))]
+#[allow(clippy::too_many_arguments)]
 fn load_npz_rows(
     py: Python<'_>,
     path: String,
@@ -410,12 +437,20 @@ fn load_npz_rows(
     stop: usize,
     dtype: Option<&Bound<'_, PyAny>>,
     storage_options: Option<Options>,
+    member: Option<MemberFacts>,
 ) -> PyResult<PyTensor> {
     let opts = options(None, dtype)?;
     let url = remote_urls(&[path], storage_options)?.remove(0);
     let t = py
         .allow_threads(
             || -> tensorbridge::error::Result<tensorbridge::tensor::Tensor> {
+                if let Some((image, len, (shape, descr, fortran, data_offset, size, etag))) = member
+                {
+                    let label = format!("{}[{name}]", url.as_str());
+                    let h = npy::header_from_parts(&descr, fortran, &shape, data_offset, &label)?;
+                    let obj = RemoteObject::known(&url, size, etag)?;
+                    return npy::load_rows_at(&obj, &h, image, len, start, stop, &opts);
+                }
                 let archive = NpzArchive::open_location(&Location::Remote(url))?;
                 let label = format!("{}[{name}]", archive.path());
                 if let Some((obj, image, len)) = archive.remote_stored_image(&name)? {

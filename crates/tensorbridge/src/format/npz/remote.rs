@@ -231,12 +231,7 @@ pub(super) fn member_raw(
 /// deflated: only the header is inflated).
 pub(super) fn member_header(obj: &RemoteObject, m: &NpzMember, label: &str) -> Result<NpyHeader> {
     if m.compression == Compression::Stored {
-        let (start, mut first) = member_head(obj, m, label)?;
-        let (_, data_offset) = preamble(&first, label)?;
-        if data_offset > first.len() && data_offset as u64 <= m.compressed_size {
-            first = obj.get_range(start..start + data_offset as u64)?;
-        }
-        return NpyHeader::parse(&first, label);
+        return stored_member_header(obj, m, label).map(|(_, h)| h);
     }
     // Inflate the header from the bytes read with the local header when they hold
     // it; stream further only when they do not.
@@ -248,6 +243,22 @@ pub(super) fn member_header(obj: &RemoteObject, m: &NpzMember, label: &str) -> R
     Ok(NpyReader::new(DeflateDecoder::new(raw), label)?
         .header()
         .clone())
+}
+
+/// A stored member's `.npy` image: where it starts in the object, and its header
+/// (read with the member's local header, one small ranged read; a second only for a
+/// longer `.npy` header).
+fn stored_member_header(
+    obj: &RemoteObject,
+    m: &NpzMember,
+    label: &str,
+) -> Result<(u64, NpyHeader)> {
+    let (start, mut first) = member_head(obj, m, label)?;
+    let (_, data_offset) = preamble(&first, label)?;
+    if data_offset > first.len() && data_offset as u64 <= m.compressed_size {
+        first = obj.get_range(start..start + data_offset as u64)?;
+    }
+    Ok((start, NpyHeader::parse(&first, label)?))
 }
 
 impl NpzArchive {
@@ -279,5 +290,26 @@ impl NpzArchive {
         }
         let (start, _) = member_head(obj, m, &label)?;
         Ok(Some((obj.clone(), start, m.size)))
+    }
+
+    /// [`Self::remote_stored_image`] with the image's `.npy` header, read together
+    /// (the same requests as [`Self::header`]): `(object, image start, image length,
+    /// header)`. What a distributed reader's driver hands its read tasks, so that
+    /// each reads its rows with no other request
+    /// ([`load_rows_at`](crate::format::npy::load_rows_at) over
+    /// [`RemoteObject::known`]). `None`: not a remote archive, or a deflated member.
+    pub fn remote_stored_header(
+        &self,
+        name: &str,
+    ) -> Result<Option<(RemoteObject, u64, u64, NpyHeader)>> {
+        let Source::Remote(obj, _) = &self.source else {
+            return Ok(None);
+        };
+        let (m, label) = self.find(name)?;
+        if m.compression != Compression::Stored || m.size != m.compressed_size {
+            return Ok(None);
+        }
+        let (start, h) = stored_member_header(obj, m, &label)?;
+        Ok(Some((obj.clone(), start, m.size, h)))
     }
 }
