@@ -281,13 +281,9 @@ impl NpzArchive {
     /// member's local header). `None` for a member that is compressed or an archive
     /// that is not remote. For ranged reads from any row of the member.
     pub fn remote_stored_image(&self, name: &str) -> Result<Option<(RemoteObject, u64, u64)>> {
-        let Source::Remote(obj, _) = &self.source else {
+        let Some((obj, m, label)) = self.remote_stored(name)? else {
             return Ok(None);
         };
-        let (m, label) = self.find(name)?;
-        if m.compression != Compression::Stored || m.size != m.compressed_size {
-            return Ok(None);
-        }
         let (start, _) = member_head(obj, m, &label)?;
         Ok(Some((obj.clone(), start, m.size)))
     }
@@ -302,6 +298,16 @@ impl NpzArchive {
         &self,
         name: &str,
     ) -> Result<Option<(RemoteObject, u64, u64, NpyHeader)>> {
+        let Some((obj, m, label)) = self.remote_stored(name)? else {
+            return Ok(None);
+        };
+        let (start, h) = stored_member_header(obj, m, &label)?;
+        Ok(Some((obj.clone(), start, m.size, h)))
+    }
+
+    /// Member `name` of a remote archive when it is stored (its image lies as it is
+    /// in the object), with its object and label; `None` otherwise.
+    fn remote_stored(&self, name: &str) -> Result<Option<(&RemoteObject, &NpzMember, String)>> {
         let Source::Remote(obj, _) = &self.source else {
             return Ok(None);
         };
@@ -309,7 +315,6 @@ impl NpzArchive {
         if m.compression != Compression::Stored || m.size != m.compressed_size {
             return Ok(None);
         }
-        let (start, h) = stored_member_header(obj, m, &label)?;
-        Ok(Some((obj.clone(), start, m.size, h)))
+        Ok(Some((obj, m, label)))
     }
 }
