@@ -28,7 +28,6 @@ import argparse
 import email.utils
 import hashlib
 import socket
-import sys
 import threading
 import time
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -204,7 +203,9 @@ class Connection:
         start = q("continuation-token") or q("start-after")
         with self.store.lock:
             keys = sorted(k for k in objects if k.startswith(prefix) and k > start)
-        contents, prefixes, last = [], [], ""
+        contents: list[str] = []
+        prefixes: list[str] = []
+        last = ""
         truncated = False
         for k in keys:
             if delimiter and delimiter in k[len(prefix):]:
@@ -255,4 +256,3 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
     serve(ap.parse_args().port)
-    sys.exit(0)
