@@ -3,6 +3,7 @@
 //! safe helpers over them (an owned status, a kernel failure report).
 
 use std::ffi::{c_char, c_int, c_void, CString};
+use std::sync::OnceLock;
 
 pub(super) type Status = c_void;
 pub(super) type Ctx = c_void;
@@ -65,6 +66,9 @@ pub(super) struct Api {
     pub(super) tensor_byte_size: unsafe extern "C" fn(*const TfTensor) -> usize,
     pub(super) delete_tensor: unsafe extern "C" fn(*mut TfTensor),
 }
+
+/// TensorFlow's C functions, once `tf_install` has looked them up.
+pub(super) static API: OnceLock<Api> = OnceLock::new();
 
 /// How many C functions [`resolve`] looks up.
 pub(super) const N_SYMBOLS: usize = 27;

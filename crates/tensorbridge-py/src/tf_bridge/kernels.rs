@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use tensorbridge::{DType, Tensor};
 
 use super::c_api::*;
-use super::{close_iter, fail_from, pull, registry, API, SHARED};
+use super::registry::{close_iter, fail_from, pull, registry, SHARED};
 
 /// TensorFlow's dtype code of a tensorbridge dtype (the core's one table, shared with
 /// the TFRecord tensor protos).
