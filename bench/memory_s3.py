@@ -35,11 +35,11 @@ from xml.sax.saxutils import escape
 
 
 class Store:
-    """Buckets of objects: key -> (bytes, etag, last-modified http date)."""
+    """Buckets of objects: key -> (bytes, etag, last-modified time, seconds)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.buckets: dict[str, dict[str, tuple[bytes, str, str]]] = {}
+        self.buckets: dict[str, dict[str, tuple[bytes, str, float]]] = {}
 
 
 def _xml_error(code: str, message: str, resource: str) -> bytes:
@@ -147,7 +147,7 @@ class Connection:
                     self.error("404 Not Found", "NoSuchBucket", "no such bucket", bucket, head)
                     return True
                 etag = '"' + hashlib.md5(body).hexdigest() + '"'
-                store.buckets[bucket][key] = (body, etag, email.utils.formatdate(usegmt=True))
+                store.buckets[bucket][key] = (body, etag, time.time())
             self.send("200 OK", {"ETag": etag})
             return True
         objects = store.buckets.get(bucket)
@@ -175,7 +175,8 @@ class Connection:
             self.error("412 Precondition Failed", "PreconditionFailed", "If-Match", f"{bucket}/{key}", head)
             return True
         size = len(data)
-        common = {"ETag": etag, "Last-Modified": modified, "Accept-Ranges": "bytes",
+        common = {"ETag": etag, "Last-Modified": email.utils.formatdate(modified, usegmt=True),
+                  "Accept-Ranges": "bytes",
                   "Content-Type": "application/octet-stream"}
         rng = headers.get("range")
         if rng is None:
@@ -222,7 +223,7 @@ class Connection:
                 truncated = True
                 break
             data, etag, modified = objects[k]
-            iso = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(email.utils.parsedate_to_datetime(modified).timestamp()))
+            iso = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(modified))
             contents.append(f"<Contents><Key>{escape(k)}</Key><LastModified>{iso}</LastModified>"
                             f"<ETag>{escape(etag)}</ETag><Size>{len(data)}</Size>"
                             "<StorageClass>STANDARD</StorageClass></Contents>")

@@ -197,10 +197,11 @@ impl NpzArchiveHandle {
         // with the GIL held (a server in this process could not answer).
         let archive = self.archive.clone();
         let name_owned = name.to_string();
-        let read = py.allow_threads(move || match archive.remote_stored_header(&name_owned) {
-            Ok(Some((obj, image, len, h))) => Ok((h, Some((obj, image, len)))),
-            Ok(None) => archive.header(&name_owned).map(|h| (h, None)),
-            Err(e) => Err(e),
+        let read = py.allow_threads(move || -> tensorbridge::error::Result<_> {
+            Ok(match archive.remote_stored_header(&name_owned)? {
+                Some((obj, image, len, h)) => (h, Some((obj, image, len))),
+                None => (archive.header(&name_owned)?, None),
+            })
         });
         if let Ok((h, stored)) = read {
             d.set_item("dtype", h.dtype.map_or(h.descr.as_str(), |t| t.name()))?;

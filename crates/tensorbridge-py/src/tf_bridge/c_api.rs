@@ -9,10 +9,10 @@ pub(super) type Status = c_void;
 pub(super) type Ctx = c_void;
 pub(super) type Construction = c_void;
 pub(super) type TfTensor = c_void;
-pub(super) type Builder = c_void;
-pub(super) type Dealloc = unsafe extern "C" fn(*mut c_void, usize, *mut c_void);
+type Builder = c_void;
+type Dealloc = unsafe extern "C" fn(*mut c_void, usize, *mut c_void);
 
-pub(super) const TF_OK: c_int = 0;
+const TF_OK: c_int = 0;
 pub(super) const TF_UNKNOWN: c_int = 2;
 pub(super) const TF_INVALID_ARGUMENT: c_int = 3;
 pub(super) const TF_OUT_OF_RANGE: c_int = 11;
